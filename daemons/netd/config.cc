@@ -1,0 +1,352 @@
+#include "config.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace netd {
+namespace {
+
+// Walks the TOML tree, converting and validating values; collects every error rather than
+// stopping at the first, so one --check run shows them all.
+class Reader {
+public:
+    Reader(std::string path, std::vector<ConfigError>& errors) : path_(std::move(path)), errors_(errors) {}
+
+    void error(const toml::node* where, std::string msg) {
+        ConfigError e{path_, 0, 0, std::move(msg)};
+        if (where) {
+            e.line = static_cast<int>(where->source().begin.line);
+            e.column = static_cast<int>(where->source().begin.column);
+        }
+        errors_.push_back(std::move(e));
+    }
+
+    // Reports keys that the schema does not know (typos must not be silently ignored).
+    void only_keys(const toml::table& t, const std::string& name, std::set<std::string> allowed) {
+        for (auto&& [k, v] : t) {
+            if (!allowed.count(std::string(k.str())))
+                error(&v, "unknown key '" + std::string(k.str()) + "' in " + name);
+        }
+    }
+
+    const toml::table* table(const toml::table& parent, const char* key, const std::string& name,
+                             bool required) {
+        const toml::node* n = parent.get(key);
+        if (!n) {
+            if (required) error(&parent, "missing required table [" + name + "]");
+            return nullptr;
+        }
+        if (!n->is_table()) {
+            error(n, name + ": expected a table");
+            return nullptr;
+        }
+        return n->as_table();
+    }
+
+    std::optional<std::string> string(const toml::table& t, const char* key, const std::string& name,
+                                      bool required) {
+        const toml::node* n = t.get(key);
+        if (!n) {
+            if (required) error(&t, "missing required key " + name);
+            return std::nullopt;
+        }
+        if (!n->is_string()) {
+            error(n, name + ": expected a string");
+            return std::nullopt;
+        }
+        return n->as_string()->get();
+    }
+
+    std::optional<bool> boolean(const toml::table& t, const char* key, const std::string& name) {
+        const toml::node* n = t.get(key);
+        if (!n) return std::nullopt;
+        if (!n->is_boolean()) {
+            error(n, name + ": expected true or false");
+            return std::nullopt;
+        }
+        return n->as_boolean()->get();
+    }
+
+    std::optional<int64_t> integer(const toml::table& t, const char* key, const std::string& name,
+                                   int64_t min, int64_t max) {
+        const toml::node* n = t.get(key);
+        if (!n) return std::nullopt;
+        if (!n->is_integer()) {
+            error(n, name + ": expected an integer");
+            return std::nullopt;
+        }
+        int64_t v = n->as_integer()->get();
+        if (v < min || v > max) {
+            error(n, name + ": " + std::to_string(v) + " is out of range " + std::to_string(min) + ".." +
+                         std::to_string(max));
+            return std::nullopt;
+        }
+        return v;
+    }
+
+    // An array of strings; each element is handed to check() with its node for errors.
+    template <typename Check>
+    void strings(const toml::table& t, const char* key, const std::string& name, Check check) {
+        const toml::node* n = t.get(key);
+        if (!n) return;
+        if (!n->is_array()) {
+            error(n, name + ": expected an array of strings");
+            return;
+        }
+        for (auto&& el : *n->as_array()) {
+            if (!el.is_string())
+                error(&el, name + ": expected a string");
+            else
+                check(el.as_string()->get(), &el);
+        }
+    }
+
+    const toml::node* node(const toml::table& t, const char* key) { return t.get(key); }
+
+    InterfaceRef interface(const toml::table& t, const std::string& name) {
+        InterfaceRef ref;
+        auto dev = string(t, "device", name + ".device", false);
+        auto mac = string(t, "mac", name + ".mac", false);
+        if (dev) {
+            if (is_valid_interface_name(*dev))
+                ref.device = *dev;
+            else
+                error(node(t, "device"), name + ".device: '" + *dev + "' is not a valid interface name");
+        }
+        if (mac) {
+            ref.mac = MacAddr::parse(*mac);
+            if (!ref.mac) error(node(t, "mac"), name + ".mac: '" + *mac + "' is not a MAC address (xx:xx:xx:xx:xx:xx)");
+        }
+        if (!dev && !mac) error(&t, "[" + name + "] needs 'device' or 'mac' to name its interface");
+        return ref;
+    }
+
+private:
+    std::string path_;
+    std::vector<ConfigError>& errors_;
+};
+
+bool is_host_or_address(const std::string& s) {
+    return Ipv4Addr::parse(s) || Ipv6Addr::parse(s) || is_valid_domain_name(s);
+}
+
+void read_dhcp(Reader& r, const toml::table& t, LanConfig& lan) {
+    r.only_keys(t, "[lan.dhcp]", {"enabled", "range", "lease_time", "host"});
+    auto& d = lan.dhcp;
+    if (auto v = r.boolean(t, "enabled", "lan.dhcp.enabled")) d.enabled = *v;
+    if (auto v = r.integer(t, "lease_time", "lan.dhcp.lease_time", 120, 31536000)) d.lease_seconds = static_cast<uint32_t>(*v);
+    std::vector<std::pair<Ipv4Addr, const toml::node*>> range;
+    r.strings(t, "range", "lan.dhcp.range", [&](const std::string& s, const toml::node* n) {
+        auto a = Ipv4Addr::parse(s);
+        if (!a)
+            r.error(n, "lan.dhcp.range: '" + s + "' is not an IPv4 address");
+        else if (!lan.ipv4.contains(*a))
+            r.error(n, "lan.dhcp.range: " + s + " is outside the LAN subnet " + lan.ipv4.network().str() + "/" +
+                           std::to_string(lan.ipv4.len));
+        else
+            range.emplace_back(*a, n);
+    });
+    if (const toml::node* rn = r.node(t, "range"); rn && rn->is_array()) {
+        if (rn->as_array()->size() != 2)
+            r.error(rn, "lan.dhcp.range: expected [\"first\", \"last\"]");
+        else if (range.size() == 2) {
+            if (range[0].first > range[1].first) r.error(rn, "lan.dhcp.range: first address is after the last");
+            if (lan.ipv4.addr >= range[0].first && lan.ipv4.addr <= range[1].first)
+                r.error(rn, "lan.dhcp.range: contains the router's own address " + lan.ipv4.addr.str());
+            d.range_start = range[0].first;
+            d.range_end = range[1].first;
+        }
+    } else if (d.enabled && lan.ipv4.len > 0 && lan.ipv4.len <= 30) {
+        // Default pool: the upper half of the subnet, minus the broadcast address.
+        uint32_t net = lan.ipv4.network().host_order, size = ~lan.ipv4.netmask() + 1;
+        d.range_start = {net + size / 2};
+        d.range_end = {net + size - 2};
+        if (lan.ipv4.addr >= d.range_start && lan.ipv4.addr <= d.range_end) d.range_start = {lan.ipv4.addr.host_order + 1};
+    }
+
+    const toml::node* hosts = r.node(t, "host");
+    if (!hosts) return;
+    if (!hosts->is_array_of_tables()) {
+        r.error(hosts, "lan.dhcp.host: expected [[lan.dhcp.host]] tables");
+        return;
+    }
+    std::map<MacAddr, int> seen_mac;
+    std::map<Ipv4Addr, int> seen_ip;
+    for (auto&& el : *hosts->as_array()) {
+        const toml::table& h = *el.as_table();
+        r.only_keys(h, "[[lan.dhcp.host]]", {"mac", "ip", "name"});
+        auto mac = r.string(h, "mac", "lan.dhcp.host.mac", true);
+        auto ip = r.string(h, "ip", "lan.dhcp.host.ip", true);
+        auto name = r.string(h, "name", "lan.dhcp.host.name", false);
+        StaticLease l;
+        bool ok = mac && ip;
+        if (mac) {
+            auto m = MacAddr::parse(*mac);
+            if (!m) {
+                r.error(r.node(h, "mac"), "lan.dhcp.host.mac: '" + *mac + "' is not a MAC address");
+                ok = false;
+            } else if (seen_mac[*m]++) {
+                r.error(r.node(h, "mac"), "lan.dhcp.host.mac: " + *mac + " is listed twice");
+                ok = false;
+            } else {
+                l.mac = *m;
+            }
+        }
+        if (ip) {
+            auto a = Ipv4Addr::parse(*ip);
+            if (!a || !lan.ipv4.contains(*a) || *a == lan.ipv4.addr) {
+                r.error(r.node(h, "ip"), "lan.dhcp.host.ip: '" + *ip + "' is not a free address in the LAN subnet");
+                ok = false;
+            } else if (seen_ip[*a]++) {
+                r.error(r.node(h, "ip"), "lan.dhcp.host.ip: " + *ip + " is given to two hosts");
+                ok = false;
+            } else {
+                l.ip = *a;
+            }
+        }
+        if (name) {
+            if (!is_valid_hostname(*name)) {
+                r.error(r.node(h, "name"), "lan.dhcp.host.name: '" + *name + "' is not a valid host name");
+                ok = false;
+            } else {
+                l.name = *name;
+            }
+        }
+        if (ok) d.hosts.push_back(l);
+    }
+}
+
+void read_lan(Reader& r, const toml::table& t, Config& c) {
+    r.only_keys(t, "[lan]", {"device", "mac", "ipv4", "ipv6_prefixes", "domain", "dhcp"});
+    c.lan.interface = r.interface(t, "lan");
+    if (auto v = r.string(t, "ipv4", "lan.ipv4", true)) {
+        auto cidr = Ipv4Cidr::parse(*v);
+        if (!cidr || cidr->len < 8 || cidr->len > 30)
+            r.error(r.node(t, "ipv4"), "lan.ipv4: '" + *v + "' is not an address with a prefix length 8..30 (e.g. 192.168.1.1/24)");
+        else if (cidr->addr == cidr->network() || cidr->addr.host_order == (cidr->network().host_order | ~cidr->netmask()))
+            r.error(r.node(t, "ipv4"), "lan.ipv4: " + *v + " is the network or broadcast address");
+        else
+            c.lan.ipv4 = *cidr;
+    }
+    r.strings(t, "ipv6_prefixes", "lan.ipv6_prefixes", [&](const std::string& s, const toml::node* n) {
+        auto p = Ipv6Prefix::parse(s);
+        if (!p)
+            r.error(n, "lan.ipv6_prefixes: '" + s + "' is not an IPv6 prefix with no host bits (e.g. 2001:db8:1::/64)");
+        else if (p->len != 64)
+            r.error(n, "lan.ipv6_prefixes: " + s + ": SLAAC needs a /64");
+        else if (p->addr.is_link_local() || p->addr.is_multicast())
+            r.error(n, "lan.ipv6_prefixes: " + s + " is link-local or multicast");
+        else
+            c.lan.ipv6_prefixes.push_back(*p);
+    });
+    if (auto v = r.string(t, "domain", "lan.domain", false)) {
+        if (is_valid_domain_name(*v))
+            c.lan.domain = *v;
+        else
+            r.error(r.node(t, "domain"), "lan.domain: '" + *v + "' is not a valid domain name");
+    }
+    if (auto* d = r.table(t, "dhcp", "lan.dhcp", false)) read_dhcp(r, *d, c.lan);
+    else if (c.lan.ipv4.len > 0) {
+        toml::table empty;
+        read_dhcp(r, empty, c.lan);
+    }
+}
+
+void read_dns(Reader& r, const toml::table& t, Config& c) {
+    r.only_keys(t, "[dns]", {"upstream", "cache_size"});
+    r.strings(t, "upstream", "dns.upstream", [&](const std::string& s, const toml::node* n) {
+        if (Ipv4Addr::parse(s) || Ipv6Addr::parse(s))
+            c.dns.upstream.push_back(s);
+        else
+            r.error(n, "dns.upstream: '" + s + "' is not an IPv4 or IPv6 address");
+    });
+    if (auto v = r.integer(t, "cache_size", "dns.cache_size", 0, 10000)) c.dns.cache_size = static_cast<uint32_t>(*v);
+}
+
+void read_ntp(Reader& r, const toml::table& t, Config& c) {
+    r.only_keys(t, "[ntp]", {"servers", "serve_lan"});
+    r.strings(t, "servers", "ntp.servers", [&](const std::string& s, const toml::node* n) {
+        if (is_host_or_address(s))
+            c.ntp.servers.push_back(s);
+        else
+            r.error(n, "ntp.servers: '" + s + "' is not a host name or address");
+    });
+    if (auto v = r.boolean(t, "serve_lan", "ntp.serve_lan")) c.ntp.serve_lan = *v;
+}
+
+void read_ssh(Reader& r, const toml::table& t, Config& c) {
+    r.only_keys(t, "[ssh]", {"enabled", "port", "allow_wan"});
+    if (auto v = r.boolean(t, "enabled", "ssh.enabled")) c.ssh.enabled = *v;
+    if (auto v = r.integer(t, "port", "ssh.port", 1, 65535)) c.ssh.port = static_cast<uint16_t>(*v);
+    if (auto v = r.boolean(t, "allow_wan", "ssh.allow_wan")) c.ssh.allow_wan = *v;
+}
+
+}  // namespace
+
+std::string InterfaceRef::describe() const {
+    if (mac && !device.empty()) return device + " (" + mac->str() + ")";
+    if (mac) return "mac " + mac->str();
+    return device;
+}
+
+std::string ConfigError::str() const {
+    std::ostringstream o;
+    o << file;
+    if (line > 0) o << ':' << line << ':' << column;
+    o << ": " << message;
+    return o.str();
+}
+
+ConfigResult parse_config_text(std::string_view text, const std::string& path) {
+    ConfigResult res;
+    toml::table root;
+    try {
+        root = toml::parse(text, path);
+    } catch (const toml::parse_error& e) {
+        res.errors.push_back({path, static_cast<int>(e.source().begin.line),
+                              static_cast<int>(e.source().begin.column), std::string(e.description())});
+        return res;
+    }
+    Reader r(path, res.errors);
+    Config c;
+    c.path = path;
+    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh"});
+    if (auto* t = r.table(root, "lan", "lan", true)) read_lan(r, *t, c);
+    if (auto* t = r.table(root, "wan", "wan", true)) {
+        r.only_keys(*t, "[wan]", {"device", "mac"});
+        c.wan.interface = r.interface(*t, "wan");
+    }
+    if (auto* t = r.table(root, "dns", "dns", false)) read_dns(r, *t, c);
+    if (auto* t = r.table(root, "ntp", "ntp", false)) read_ntp(r, *t, c);
+    if (auto* t = r.table(root, "ssh", "ssh", false)) read_ssh(r, *t, c);
+
+    if (res.errors.empty()) {
+        const auto& a = c.lan.interface;
+        const auto& b = c.wan.interface;
+        if ((!a.device.empty() && a.device == b.device) || (a.mac && b.mac && *a.mac == *b.mac))
+            res.errors.push_back({path, static_cast<int>(root.get("wan")->source().begin.line),
+                                  static_cast<int>(root.get("wan")->source().begin.column),
+                                  "[wan] names the same interface as [lan]"});
+    }
+    if (res.errors.empty()) res.config = std::move(c);
+    return res;
+}
+
+ConfigResult load_config(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        ConfigResult res;
+        res.errors.push_back({path, 0, 0, "cannot open: " + std::string(std::strerror(errno))});
+        return res;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_config_text(ss.str(), path);
+}
+
+}  // namespace netd

@@ -1,0 +1,105 @@
+// netd's configuration: one TOML file on the data disk (/data/etc/router.conf).
+// Parsing and validation only; nothing here touches the system. Every error names
+// file:line:col. The reference of every key is daemons/netd/CONFIG.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net_types.h"
+
+namespace netd {
+
+// Which network interface: by MAC address (stable under Xen, whatever order the vifs
+// appear in) or by kernel name.
+struct InterfaceRef {
+    std::string device;          // e.g. "eth1"; empty when chosen by MAC
+    std::optional<MacAddr> mac;
+
+    std::string describe() const;
+    bool operator==(const InterfaceRef&) const = default;
+};
+
+struct StaticLease {
+    MacAddr mac;
+    Ipv4Addr ip;
+    std::string name;  // may be empty
+    bool operator==(const StaticLease&) const = default;
+};
+
+struct DhcpConfig {
+    bool enabled = true;
+    Ipv4Addr range_start;
+    Ipv4Addr range_end;
+    uint32_t lease_seconds = 43200;
+    std::vector<StaticLease> hosts;
+    bool operator==(const DhcpConfig&) const = default;
+};
+
+struct LanConfig {
+    InterfaceRef interface;
+    Ipv4Cidr ipv4;                      // the router's own address on the LAN
+    std::vector<Ipv6Prefix> ipv6_prefixes;  // /64s announced for SLAAC; router is ::1 in each
+    std::string domain = "lan";
+    DhcpConfig dhcp;
+    bool operator==(const LanConfig&) const = default;
+};
+
+struct WanConfig {
+    InterfaceRef interface;
+    bool operator==(const WanConfig&) const = default;
+};
+
+struct DnsConfig {
+    std::vector<std::string> upstream;  // IPv4 or IPv6 addresses, validated
+    uint32_t cache_size = 1000;
+    bool operator==(const DnsConfig&) const = default;
+};
+
+struct NtpConfig {
+    std::vector<std::string> servers;  // host names or addresses, validated
+    bool serve_lan = true;
+    bool operator==(const NtpConfig&) const = default;
+};
+
+struct SshConfig {
+    bool enabled = true;
+    uint16_t port = 22;
+    bool allow_wan = false;
+    bool operator==(const SshConfig&) const = default;
+};
+
+struct Config {
+    std::string path;  // where it was read from, for messages
+    LanConfig lan;
+    WanConfig wan;
+    DnsConfig dns;
+    NtpConfig ntp;
+    SshConfig ssh;
+
+    // Equality ignores the path: the same settings read from another file are the same config.
+    bool same_settings(const Config& o) const {
+        return lan == o.lan && wan == o.wan && dns == o.dns && ntp == o.ntp && ssh == o.ssh;
+    }
+};
+
+struct ConfigError {
+    std::string file;
+    int line = 0;    // 1-based; 0 when the error has no position (e.g. unreadable file)
+    int column = 0;
+    std::string message;
+
+    std::string str() const;  // "file:line:col: message"
+};
+
+struct ConfigResult {
+    std::optional<Config> config;      // set when errors is empty
+    std::vector<ConfigError> errors;
+};
+
+ConfigResult parse_config_text(std::string_view text, const std::string& path);
+ConfigResult load_config(const std::string& path);
+
+}  // namespace netd

@@ -1,0 +1,94 @@
+#include "config.h"
+
+#include <gtest/gtest.h>
+
+namespace netd {
+namespace {
+
+const char* kMinimal = R"(
+[lan]
+device = "eth1"
+ipv4 = "192.168.1.1/24"
+[wan]
+device = "eth0"
+)";
+
+std::string errors_of(const ConfigResult& r) {
+    std::string s;
+    for (auto& e : r.errors) s += e.str() + "\n";
+    return s;
+}
+
+TEST(Config, GoodFileParses) {
+    auto r = load_config(NETD_TESTDATA "/good.conf");
+    ASSERT_TRUE(r.config) << errors_of(r);
+    const Config& c = *r.config;
+    EXPECT_EQ(c.lan.interface.mac->str(), "52:54:00:12:34:02");
+    EXPECT_EQ(c.lan.ipv4.str(), "192.168.7.1/24");
+    ASSERT_EQ(c.lan.ipv6_prefixes.size(), 1u);
+    EXPECT_EQ(c.lan.ipv6_prefixes[0].str(), "2001:db8:7::/64");
+    EXPECT_EQ(c.lan.domain, "home.arpa");
+    EXPECT_EQ(c.lan.dhcp.range_start.str(), "192.168.7.100");
+    EXPECT_EQ(c.lan.dhcp.range_end.str(), "192.168.7.199");
+    EXPECT_EQ(c.lan.dhcp.lease_seconds, 3600u);
+    ASSERT_EQ(c.lan.dhcp.hosts.size(), 1u);
+    EXPECT_EQ(c.lan.dhcp.hosts[0].name, "printer");
+    EXPECT_EQ(c.dns.upstream, (std::vector<std::string>{"192.0.2.53", "2001:db8::53"}));
+    EXPECT_EQ(c.ntp.servers.size(), 2u);
+    EXPECT_FALSE(c.ssh.allow_wan);
+}
+
+TEST(Config, DefaultsForAMinimalFile) {
+    auto r = parse_config_text(kMinimal, "min.conf");
+    ASSERT_TRUE(r.config) << errors_of(r);
+    EXPECT_EQ(r.config->lan.domain, "lan");
+    EXPECT_TRUE(r.config->lan.dhcp.enabled);
+    EXPECT_EQ(r.config->lan.dhcp.range_start.str(), "192.168.1.128");
+    EXPECT_EQ(r.config->lan.dhcp.range_end.str(), "192.168.1.254");
+    EXPECT_TRUE(r.config->ssh.enabled);
+    EXPECT_EQ(r.config->ssh.port, 22);
+}
+
+TEST(Config, ErrorsNameLineAndColumn) {
+    auto r = load_config(NETD_TESTDATA "/bad_values.conf");
+    ASSERT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 3u) << errors_of(r);
+    EXPECT_EQ(r.errors[0].line, 3);
+    EXPECT_EQ(r.errors[0].column, 8);
+    EXPECT_NE(r.errors[0].message.find("192.168.7.1/33"), std::string::npos);
+    EXPECT_EQ(r.errors[1].line, 4);
+    EXPECT_EQ(r.errors[2].str(), std::string(NETD_TESTDATA) + "/bad_values.conf:8:10: unknown key 'colour' in [wan]");
+}
+
+TEST(Config, SyntaxErrorHasPosition) {
+    auto r = parse_config_text("[lan]\ndevice = eth1\n", "x.conf");
+    ASSERT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].line, 2);
+    EXPECT_EQ(r.errors[0].str().rfind("x.conf:2:", 0), 0u) << r.errors[0].str();
+}
+
+TEST(Config, RejectsInconsistentValues) {
+    struct Case { const char* text; const char* expect; };
+    const Case cases[] = {
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.0/24'\n[wan]\ndevice='eth0'\n", "network or broadcast"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\n[lan.dhcp]\nrange=['192.168.1.50','192.168.1.10']\n[wan]\ndevice='eth0'\n", "after the last"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\n[lan.dhcp]\nrange=['10.0.0.1','192.168.1.10']\n[wan]\ndevice='eth0'\n", "outside the LAN subnet"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\n[wan]\ndevice='eth1'\n", "same interface"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\nipv6_prefixes=['2001:db8::/48']\n[wan]\ndevice='eth0'\n", "SLAAC needs a /64"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\n[wan]\n", "needs 'device' or 'mac'"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\n", "missing required table [wan]"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\n[wan]\ndevice='eth0'\n[ssh]\nport=70000\n", "out of range"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\ndomain='a;b'\n[wan]\ndevice='eth0'\n", "not a valid domain"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\n[wan]\ndevice='eth0'\n[dns]\nupstream=['dns.example']\n", "not an IPv4 or IPv6"},
+        {"[lan]\ndevice='eth1'\nipv4='192.168.1.1/24'\n[[lan.dhcp.host]]\nmac='52:54:00:00:00:01'\nip='192.168.1.5'\n[[lan.dhcp.host]]\nmac='52:54:00:00:00:02'\nip='192.168.1.5'\n[wan]\ndevice='eth0'\n", "given to two hosts"},
+    };
+    for (const auto& c : cases) {
+        auto r = parse_config_text(c.text, "t.conf");
+        EXPECT_FALSE(r.config) << c.text;
+        EXPECT_NE(errors_of(r).find(c.expect), std::string::npos) << errors_of(r);
+    }
+}
+
+}  // namespace
+}  // namespace netd
