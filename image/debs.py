@@ -42,7 +42,7 @@ def read_list(path):
             where = f"{path}:{n}"
             if len(parts) < 2:
                 raise BuildError(f"{where}: expected '<package> <file>...' or '<package> -'")
-            if not re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", parts[0]):
+            if not re.fullmatch(r"(src:)?[a-z0-9][a-z0-9+.-]+", parts[0]):
                 raise BuildError(f"{where}: '{parts[0]}' is not a Debian package name")
             files = [] if parts[1:] == ["-"] else parts[1:]
             wanted.append(Wanted(parts[0], files, where))
@@ -129,6 +129,87 @@ def unpack(deb):
         run(["dpkg-deb", "-x", deb, tree])
         open(os.path.join(tree, ".unpacked"), "w").close()
     return tree
+
+
+SOURCE_PREFIX = "src:"
+
+
+def is_source(name):
+    """'src:NAME' in packages.list/lock: built here from Debian's source package NAME."""
+    return name.startswith(SOURCE_PREFIX)
+
+
+def source_candidate(name):
+    """Highest version of a source package the configured deb-src entries offer."""
+    src = name[len(SOURCE_PREFIX):]
+    proc = subprocess.run(["apt-cache", "showsrc", "--only-source", src], text=True, capture_output=True)
+    versions = re.findall(r"^Version: (\S+)$", proc.stdout, re.M)
+    if not versions:
+        raise BuildError(f"source package {src} is not available (deb-src entries missing? run image/install-deps)")
+    best = versions[0]
+    for v in versions[1:]:
+        if subprocess.run(["dpkg", "--compare-versions", v, "gt", best]).returncode == 0:
+            best = v
+    return best
+
+
+def download_source(name, version):
+    """Fetch a source package (.dsc and its tarballs) into the cache (once); returns the .dsc."""
+    src = name[len(SOURCE_PREFIX):]
+    plain = version.split(":", 1)[-1]
+    where = os.path.join(cache_dir(), "sources", f"{src}_{plain}")
+    dsc = os.path.join(where, f"{src}_{plain}.dsc")
+    if os.path.isfile(os.path.join(where, ".complete")):
+        return dsc
+    shutil.rmtree(where, ignore_errors=True)
+    os.makedirs(where)
+    proc = subprocess.run(["apt-get", "source", "--download-only", "-q", f"{src}={version}"], cwd=where,
+                          text=True, capture_output=True)
+    if proc.returncode != 0 or not os.path.isfile(dsc):
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "apt-get source failed"
+        raise BuildError(f"cannot download source package {src} {version}: {last} "
+                         "(if Debian replaced this version, run image/update-lock)")
+    open(os.path.join(where, ".complete"), "w").close()
+    return dsc
+
+
+def build_flags():
+    """Debian's hardening flags, as its own package builds use them."""
+    return {v: run(["dpkg-buildflags", "--get", v]).stdout.strip()
+            for v in ("CFLAGS", "CPPFLAGS", "LDFLAGS")}
+
+
+def build_source(name, dsc, recipe_dir):
+    """Unpack a source package and run rootfs/source/<name>.build on it; the installed tree is
+    cached, keyed by the .dsc, the recipe files and the compiler. Returns the tree."""
+    src = name[len(SOURCE_PREFIX):]
+    recipe = os.path.join(recipe_dir, f"{src}.build")
+    if not os.path.isfile(recipe):
+        raise BuildError(f"no build recipe {recipe} for {name}")
+    h = hashlib.sha256(sha256_of(dsc).encode())
+    for f in sorted(os.listdir(recipe_dir)):
+        if f.startswith(src + "."):
+            h.update(f.encode() + open(os.path.join(recipe_dir, f), "rb").read())
+    h.update(run(["gcc", "--version"]).stdout.encode())
+    out = os.path.join(cache_dir(), "built", f"{src}-{h.hexdigest()[:16]}")
+    if os.path.isfile(os.path.join(out, ".built")):
+        return os.path.join(out, "root")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    tree = os.path.join(out, "src")
+    run(["dpkg-source", "--no-check", "-x", dsc, tree])
+    env = dict(os.environ, DESTDIR=os.path.join(out, "root"), JOBS=str(os.cpu_count() or 1),
+               RECIPE_DIR=recipe_dir, **build_flags())
+    log = os.path.join(out, "build.log")
+    print(f"source build: {src} from {os.path.basename(dsc)} (log: {log})", flush=True)
+    with open(log, "w") as lf:
+        proc = subprocess.run(["bash", recipe], cwd=tree, env=env, stdout=lf, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = "".join(open(log).readlines()[-25:])
+        raise BuildError(f"building {src} with {recipe} failed:\n{tail}(full log: {log})")
+    shutil.rmtree(tree)
+    open(os.path.join(out, ".built"), "w").close()
+    return os.path.join(out, "root")
 
 
 def depends(package):

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Bad input to the image build fails with a message naming what is wrong.
+# usage: test_build_errors.sh OUTDIR NETD
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+out=$1 netd=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+pass=0 fail=0
+expect_fail() {  # name, expected message (grep -E), command...
+    local name=$1 want=$2; shift 2
+    local msg
+    if msg=$("$@" 2>&1); then
+        echo "FAIL: $name: succeeded"; fail=$((fail + 1)); return
+    fi
+    if echo "$msg" | grep -qE -- "$want"; then
+        echo "PASS: $name"; pass=$((pass + 1))
+    else
+        echo "FAIL: $name: message does not match /$want/:"; echo "$msg" | sed 's/^/    /'; fail=$((fail + 1))
+    fi
+}
+
+# Kernel: an option the final config lacks is named.
+printf 'CONFIG_NET=y\nCONFIG_V6ROUTER_NO_SUCH_OPTION=y\n' > "$work/frag"
+expect_fail "kernel option that did not survive olddefconfig is named" \
+    "required option CONFIG_V6ROUTER_NO_SUCH_OPTION=y did not survive" \
+    "$top/kernel-config/check-config" "$work/frag" "$out/kernel.config"
+
+# Root filesystem: a package missing from the lock, and one Debian does not have.
+cp "$top/rootfs/packages.list" "$work/list"
+echo "v6router-no-such-package usr/bin/x" >> "$work/list"
+expect_fail "package not in the lock file is named with file:line" \
+    "list:[0-9]+: package v6router-no-such-package is not in packages.lock" \
+    "$top/image/build-rootfs" --out "$work/o" --list "$work/list"
+echo "v6router-no-such-package usr/bin/x" > "$work/list2"
+expect_fail "package Debian does not have is named" \
+    "package v6router-no-such-package is not available" \
+    "$top/image/update-lock" --list "$work/list2" --lock "$work/lock2"
+echo "busybox-static bin/no-such-binary" > "$work/list3"
+expect_fail "file missing from a package is named with file:line" \
+    "list3:1: busybox-static has no file bin/no-such-binary" \
+    "$top/image/build-rootfs" --out "$work/o" --list "$work/list3"
+
+# Data disk: missing and invalid inputs.
+ssh-keygen -q -t ed25519 -N '' -f "$work/k"
+cfg=$top/image/example/router.conf
+expect_fail "mkdata: missing config file is named" "$work/nope.conf: no such readable file" \
+    "$top/image/mkdata" --netd "$netd" --config "$work/nope.conf" --authorized-keys "$work/k.pub" -o "$work/d.img"
+printf '[lan]\nmac = "52:54:00:12:34:02"\nipv4 = "192.168.7.1/24"\n\n[wan]\nmac = "not-a-mac"\n' > "$work/bad.conf"
+expect_fail "mkdata: invalid config names file:line:col" "bad.conf:6:7: wan.mac: 'not-a-mac'" \
+    "$top/image/mkdata" --netd "$netd" --config "$work/bad.conf" --authorized-keys "$work/k.pub" -o "$work/d.img"
+{ cat "$work/k.pub"; echo "ssh-ed25519 AAAAgarbage user@host"; } > "$work/keys"
+expect_fail "mkdata: invalid authorized key names file:line" "keys:2: not an OpenSSH public key" \
+    "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/keys" -o "$work/d.img"
+expect_fail "mkdata: private key instead of public is refused" "not an OpenSSH public key|private key" \
+    "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/k" -o "$work/d.img"
+expect_fail "mkdata: invalid hostname" "--hostname 'a;reboot' is not a valid host name" \
+    "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/k.pub" --hostname 'a;reboot' -o "$work/d.img"
+[ ! -e "$work/d.img" ] && { echo "PASS: no data disk left behind by failed runs"; pass=$((pass + 1)); } \
+    || { echo "FAIL: a failed run left $work/d.img"; fail=$((fail + 1)); }
+
+# And the good case: a disk with the label rcS looks for, holding the config and the key.
+if "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/k.pub" -o "$work/ok.img" >/dev/null &&
+   [ "$(blkid -o value -s LABEL "$work/ok.img")" = routerdata ] &&
+   debugfs -R "cat /etc/router.conf" "$work/ok.img" 2>/dev/null | cmp -s - "$cfg" &&
+   debugfs -R "cat /ssh/authorized_keys" "$work/ok.img" 2>/dev/null | cmp -s - "$work/k.pub"; then
+    echo "PASS: mkdata writes a labelled disk with the config and the key"; pass=$((pass + 1))
+else
+    echo "FAIL: mkdata good case"; fail=$((fail + 1))
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
