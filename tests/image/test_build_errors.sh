@@ -36,9 +36,9 @@ echo "v6router-no-such-package usr/bin/x" > "$work/list2"
 expect_fail "package Debian does not have is named" \
     "package v6router-no-such-package is not available" \
     "$top/image/update-lock" --list "$work/list2" --lock "$work/lock2"
-echo "busybox-static bin/no-such-binary" > "$work/list3"
+echo "radvd usr/sbin/no-such-binary" > "$work/list3"
 expect_fail "file missing from a package is named with file:line" \
-    "list3:1: busybox-static has no file bin/no-such-binary" \
+    "list3:1: radvd has no file usr/sbin/no-such-binary" \
     "$top/image/build-rootfs" --out "$work/o" --list "$work/list3"
 
 # Data disk: missing and invalid inputs.

@@ -101,6 +101,11 @@ def main():
         check("modes: /etc/shadow 600, key dir 700, keys 600, all root-owned",
               modes.split() == ["600", "root", "/etc/shadow", "700", "root", "/data/ssh", "600", "root",
                                 "/data/ssh/ssh_host_ed25519_key", "600", "root", "/data/ssh/authorized_keys"], modes)
+        rc, out_t = vm.run("sshd -t -f /etc/ssh/sshd_config")
+        check("sshd accepts its configuration and the host keys (sshd -t)", rc == 0, out_t)
+        rc, out_t = vm.run("busybox --list")
+        check("BusyBox has init, getty, udhcpc, ntpd, syslogd, klogd, logread",
+              {"init", "getty", "udhcpc", "ntpd", "syslogd", "klogd", "logread"} <= set(out_t.split()), out_t)
         key_a = host_key(vm)
         status = vm.poweroff()
         check("poweroff ends QEMU with status 0", status == 0, str(status))
