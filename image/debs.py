@@ -198,7 +198,9 @@ def build_source(name, dsc, recipe_dir):
     os.makedirs(out)
     tree = os.path.join(out, "src")
     run(["dpkg-source", "--no-check", "-x", dsc, tree])
-    env = dict(os.environ, DESTDIR=os.path.join(out, "root"), JOBS=str(os.cpu_count() or 1),
+    # Not CMake's make jobserver: the recipe's own make -j must be honoured.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    env = dict(env, DESTDIR=os.path.join(out, "root"), JOBS=str(os.cpu_count() or 1),
                RECIPE_DIR=recipe_dir, **build_flags())
     log = os.path.join(out, "build.log")
     print(f"source build: {src} from {os.path.basename(dsc)} (log: {log})", flush=True)
