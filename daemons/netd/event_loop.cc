@@ -1,0 +1,111 @@
+#include "event_loop.h"
+
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+
+#include <memory>
+#include <vector>
+
+namespace netd {
+
+Result<std::unique_ptr<EventLoop>> EventLoop::create() {
+    UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+    if (!ep) return Error::from_errno("epoll_create1");
+    UniqueFd tfd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!tfd) return Error::from_errno("timerfd_create");
+    std::unique_ptr<EventLoop> loop(new EventLoop(std::move(ep), std::move(tfd)));
+    int t = loop->timerfd_.get();
+    EventLoop* self = loop.get();
+    auto st = loop->watch(t, EPOLLIN, [self, t](uint32_t) {
+        uint64_t expirations;
+        while (::read(t, &expirations, sizeof(expirations)) > 0) {
+        }
+        self->fire_timers();
+    });
+    if (!st) return st.error();
+    return loop;
+}
+
+EventLoop::EventLoop(UniqueFd epoll, UniqueFd timer) : epoll_(std::move(epoll)), timerfd_(std::move(timer)) {}
+
+Status EventLoop::watch(int fd, uint32_t events, FdHandler handler) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) return Error::from_errno("epoll_ctl add");
+    handlers_[fd] = std::make_shared<FdHandler>(std::move(handler));
+    return Ok{};
+}
+
+void EventLoop::unwatch(int fd) {
+    if (handlers_.erase(fd)) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+}
+
+EventLoop::TimerId EventLoop::add_timer(Clock::duration after, TimerHandler handler) {
+    TimerId id = next_timer_++;
+    auto deadline = Clock::now() + after;
+    timers_.emplace(deadline, std::make_pair(id, std::move(handler)));
+    timer_deadline_[id] = deadline;
+    arm_timer();
+    return id;
+}
+
+void EventLoop::cancel_timer(TimerId id) {
+    auto it = timer_deadline_.find(id);
+    if (it == timer_deadline_.end()) return;
+    auto [lo, hi] = timers_.equal_range(it->second);
+    for (auto t = lo; t != hi; ++t) {
+        if (t->second.first == id) {
+            timers_.erase(t);
+            break;
+        }
+    }
+    timer_deadline_.erase(it);
+    arm_timer();
+}
+
+void EventLoop::arm_timer() {
+    itimerspec spec{};
+    if (!timers_.empty()) {
+        auto left = timers_.begin()->first - Clock::now();
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+        if (ns < 1) ns = 1;  // zero would disarm
+        spec.it_value.tv_sec = ns / 1000000000;
+        spec.it_value.tv_nsec = ns % 1000000000;
+    }
+    timerfd_settime(timerfd_.get(), 0, &spec, nullptr);
+}
+
+void EventLoop::fire_timers() {
+    auto now = Clock::now();
+    // Collect first: a handler may add or cancel timers.
+    std::vector<std::pair<TimerId, TimerHandler>> due;
+    while (!timers_.empty() && timers_.begin()->first <= now) {
+        due.push_back(std::move(timers_.begin()->second));
+        timer_deadline_.erase(due.back().first);
+        timers_.erase(timers_.begin());
+    }
+    arm_timer();
+    for (auto& [id, h] : due) h();
+}
+
+Status EventLoop::run() {
+    running_ = true;
+    epoll_event events[16];
+    while (running_) {
+        int n = epoll_wait(epoll_.get(), events, 16, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return Error::from_errno("epoll_wait");
+        }
+        for (int i = 0; i < n && running_; ++i) {
+            auto it = handlers_.find(events[i].data.fd);
+            if (it == handlers_.end()) continue;  // removed by an earlier handler in this batch
+            auto handler = it->second;           // keeps it alive if it unwatches itself
+            (*handler)(events[i].events);
+        }
+    }
+    return Ok{};
+}
+
+}  // namespace netd

@@ -1,0 +1,51 @@
+// netd's one event loop: epoll over file descriptors (signalfd, pidfds, sockets) and one
+// timerfd that serves every timer. Single-threaded; handlers run to completion.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <unordered_map>
+
+#include "unique_fd.h"
+
+namespace netd {
+
+class EventLoop {
+public:
+    using Clock = std::chrono::steady_clock;
+    using FdHandler = std::function<void(uint32_t events)>;
+    using TimerHandler = std::function<void()>;
+    using TimerId = uint64_t;
+
+    static Result<std::unique_ptr<EventLoop>> create();
+
+    // Watch fd (not owned) for events (EPOLLIN, ...). The handler may remove any fd, itself included.
+    Status watch(int fd, uint32_t events, FdHandler handler);
+    void unwatch(int fd);
+
+    TimerId add_timer(Clock::duration after, TimerHandler handler);
+    void cancel_timer(TimerId id);  // unknown or expired ids are ignored
+
+    // Runs until stop(); returns an error only when epoll itself fails.
+    Status run();
+    void stop() { running_ = false; }
+    Clock::time_point now() const { return Clock::now(); }
+
+private:
+    EventLoop(UniqueFd epoll, UniqueFd timer);
+    void arm_timer();
+    void fire_timers();
+
+    UniqueFd epoll_;
+    UniqueFd timerfd_;
+    bool running_ = false;
+    std::unordered_map<int, std::shared_ptr<FdHandler>> handlers_;
+    std::multimap<Clock::time_point, std::pair<TimerId, TimerHandler>> timers_;
+    std::unordered_map<TimerId, Clock::time_point> timer_deadline_;
+    TimerId next_timer_ = 1;
+};
+
+}  // namespace netd

@@ -1,0 +1,338 @@
+#include "supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <cstdlib>
+#include <fstream>
+
+namespace netd {
+
+const char* to_string(ServiceState s) {
+    switch (s) {
+        case ServiceState::stopped: return "stopped";
+        case ServiceState::running: return "running";
+        case ServiceState::backoff: return "backoff";
+        case ServiceState::failed: return "failed";
+        case ServiceState::stopping: return "stopping";
+    }
+    return "?";
+}
+
+struct Supervisor::Service {
+    explicit Service(ServiceSpec sp, const RestartPolicy& p) : spec(std::move(sp)), tracker(p) {}
+    ServiceSpec spec;
+    ServiceState state = ServiceState::stopped;
+    pid_t pid = -1;
+    UniqueFd pidfd;
+    bool adopted = false;
+    uint64_t start_time = 0;
+    std::chrono::steady_clock::time_point started{};
+    RestartTracker tracker;
+    int restarts = 0;
+    std::string last_exit;
+    EventLoop::TimerId timer = 0;
+    std::vector<std::function<void()>> on_stopped;
+    bool remove_after_stop = false;
+    bool restart_after_stop = false;
+};
+
+namespace {
+
+std::string real_path(const std::string& p) {
+    char buf[PATH_MAX];
+    return realpath(p.c_str(), buf) ? std::string(buf) : p;
+}
+
+}  // namespace
+
+Supervisor::Supervisor(EventLoop& loop, Options opts) : loop_(loop), opts_(std::move(opts)) {
+    mkdir(opts_.state_dir.c_str(), 0700);
+}
+
+Supervisor::~Supervisor() { abandon_all(); }
+
+void Supervisor::set_state(Service& s, ServiceState st) {
+    s.state = st;
+    if (on_change) on_change(status_of(s));
+}
+
+void Supervisor::ensure(const ServiceSpec& spec) {
+    auto it = services_.find(spec.name);
+    if (it == services_.end()) {
+        auto& s = *services_.emplace(spec.name, std::make_unique<Service>(spec, opts_.policy)).first->second;
+        if (!try_adopt(s)) start(s);
+        return;
+    }
+    Service& s = *it->second;
+    s.remove_after_stop = false;
+    if (s.spec == spec) {
+        if (s.state == ServiceState::stopped) start(s);
+        return;
+    }
+    s.spec = spec;
+    syslog(LOG_INFO, "%s: command changed, restarting", spec.name.c_str());
+    restart(spec.name);
+}
+
+void Supervisor::start(Service& s) {
+    if (s.timer) loop_.cancel_timer(std::exchange(s.timer, 0));
+    UniqueFd log_read, log_write;
+    if (!opts_.log_command.empty()) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) == 0) {
+            log_read.reset(p[0]);
+            log_write.reset(p[1]);
+            SpawnOptions lo;
+            lo.argv = opts_.log_command;
+            lo.argv.push_back(s.spec.name);
+            lo.env = opts_.env;
+            lo.stdin_fd = log_read.get();
+            // The logger is not supervised: it ends when the child closes its output.
+            if (auto logger = spawn(lo)) {
+                // Not supervised, but reaped: it ends when the child closes its output.
+                int fd = logger->pidfd.get();
+                loggers_.emplace(fd, std::move(logger->pidfd));
+                loop_.watch(fd, EPOLLIN, [this, fd](uint32_t) {
+                    loop_.unwatch(fd);
+                    reap(fd);
+                    loggers_.erase(fd);
+                });
+            } else {
+                syslog(LOG_WARNING, "%s: cannot start logger: %s", s.spec.name.c_str(), logger.error().str().c_str());
+                log_write.reset();
+            }
+        }
+    }
+    SpawnOptions so;
+    so.argv = s.spec.argv;
+    so.env = opts_.env;
+    so.stdout_fd = log_write ? log_write.get() : -1;
+    auto child = spawn(so);
+    if (!child) {
+        s.last_exit = child.error().str();
+        syslog(LOG_ERR, "%s: cannot start: %s", s.spec.name.c_str(), s.last_exit.c_str());
+        s.started = loop_.now();
+        on_exit(s);
+        return;
+    }
+    s.pid = child->pid;
+    s.pidfd = std::move(child->pidfd);
+    s.adopted = false;
+    s.started = loop_.now();
+    auto id = identity_of(s.pid);
+    s.start_time = id ? id->start_time : 0;
+    write_record(s);
+    watch(s);
+    syslog(LOG_INFO, "%s: started, pid %d", s.spec.name.c_str(), s.pid);
+    set_state(s, ServiceState::running);
+}
+
+bool Supervisor::try_adopt(Service& s) {
+    std::ifstream in(opts_.state_dir + "/" + s.spec.name + ".pid");
+    pid_t pid = -1;
+    uint64_t start_time = 0;
+    if (!(in >> pid >> start_time)) return false;
+    std::vector<std::string> argv;
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) argv.push_back(line);
+    if (argv.empty()) return false;
+    auto pidfd = adopt(pid, ProcessIdentity{real_path(argv[0]), start_time}, real_path("/proc/self/exe"));
+    if (!pidfd) {
+        syslog(LOG_INFO, "%s: not adopting recorded pid %d: %s", s.spec.name.c_str(), pid, pidfd.error().str().c_str());
+        remove_record(s.spec.name);
+        return false;
+    }
+    s.pid = pid;
+    s.pidfd = std::move(*pidfd);
+    s.adopted = true;
+    s.start_time = start_time;
+    s.started = loop_.now();
+    watch(s);
+    syslog(LOG_INFO, "%s: adopted running pid %d", s.spec.name.c_str(), pid);
+    set_state(s, ServiceState::running);
+    if (argv != s.spec.argv) {
+        syslog(LOG_INFO, "%s: adopted instance has another command line, restarting", s.spec.name.c_str());
+        restart(s.spec.name);
+    }
+    return true;
+}
+
+void Supervisor::watch(Service& s) {
+    std::string name = s.spec.name;
+    auto st = loop_.watch(s.pidfd.get(), EPOLLIN, [this, name](uint32_t) {
+        auto it = services_.find(name);
+        if (it != services_.end()) on_exit(*it->second);
+    });
+    if (!st) syslog(LOG_ERR, "%s: cannot watch pidfd: %s", name.c_str(), st.error().str().c_str());
+}
+
+void Supervisor::on_exit(Service& s) {
+    if (s.pidfd) {
+        loop_.unwatch(s.pidfd.get());
+        s.last_exit = s.adopted ? "exited (adopted: status unknown)" : reap(s.pidfd.get());
+        s.pidfd.reset();
+        remove_record(s.spec.name);
+    }
+    s.pid = -1;
+    if (s.timer) loop_.cancel_timer(std::exchange(s.timer, 0));
+
+    if (s.state == ServiceState::stopping || s.remove_after_stop) {
+        syslog(LOG_INFO, "%s: stopped (%s)", s.spec.name.c_str(), s.last_exit.c_str());
+        set_state(s, ServiceState::stopped);
+        auto callbacks = std::move(s.on_stopped);
+        s.on_stopped.clear();
+        if (s.remove_after_stop) {
+            services_.erase(s.spec.name);  // s is gone from here on
+        } else if (std::exchange(s.restart_after_stop, false)) {
+            start(s);
+        }
+        for (auto& cb : callbacks) cb();
+        return;
+    }
+
+    auto now = loop_.now();
+    auto d = s.tracker.on_exit(now, now - s.started);
+    ++s.restarts;
+    auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(d.delay).count() / 1000.0;
+    std::string name = s.spec.name;
+    if (d.failed) {
+        syslog(LOG_ERR, "%s: %s; crash loop (%d exits within %lld s): failed, next try in %.0f s",
+               name.c_str(), s.last_exit.c_str(), opts_.policy.crash_limit,
+               static_cast<long long>(std::chrono::duration_cast<std::chrono::seconds>(opts_.policy.crash_window).count()),
+               secs);
+        set_state(s, ServiceState::failed);
+    } else {
+        syslog(LOG_WARNING, "%s: %s; restarting in %.1f s", name.c_str(), s.last_exit.c_str(), secs);
+        set_state(s, ServiceState::backoff);
+    }
+    s.timer = loop_.add_timer(d.delay, [this, name] {
+        auto it = services_.find(name);
+        if (it == services_.end()) return;
+        it->second->timer = 0;
+        start(*it->second);
+    });
+}
+
+void Supervisor::send_stop(Service& s, std::function<void()> done) {
+    if (done) s.on_stopped.push_back(std::move(done));
+    switch (s.state) {
+        case ServiceState::stopping:
+            return;
+        case ServiceState::running: {
+            set_state(s, ServiceState::stopping);
+            if (auto st = send_signal(s.pidfd.get(), SIGTERM); !st)
+                syslog(LOG_WARNING, "%s: SIGTERM: %s", s.spec.name.c_str(), st.error().str().c_str());
+            std::string name = s.spec.name;
+            s.timer = loop_.add_timer(opts_.stop_timeout, [this, name] {
+                auto it = services_.find(name);
+                if (it == services_.end() || !it->second->pidfd) return;
+                it->second->timer = 0;
+                syslog(LOG_WARNING, "%s: still running after SIGTERM, sending SIGKILL", name.c_str());
+                send_signal(it->second->pidfd.get(), SIGKILL);
+            });
+            return;
+        }
+        case ServiceState::backoff:
+        case ServiceState::failed:
+        case ServiceState::stopped:
+            // Nothing runs: stopping is immediate.
+            s.state = ServiceState::stopping;
+            on_exit(s);
+            return;
+    }
+}
+
+void Supervisor::restart(const std::string& name) {
+    auto it = services_.find(name);
+    if (it == services_.end()) return;
+    Service& s = *it->second;
+    s.tracker.reset();
+    if (s.state == ServiceState::running || s.state == ServiceState::stopping) {
+        s.restart_after_stop = true;
+        send_stop(s, {});
+    } else {
+        start(s);
+    }
+}
+
+void Supervisor::remove(const std::string& name, std::function<void()> done) {
+    auto it = services_.find(name);
+    if (it == services_.end()) {
+        if (done) done();
+        return;
+    }
+    it->second->remove_after_stop = true;
+    it->second->restart_after_stop = false;
+    send_stop(*it->second, std::move(done));
+}
+
+void Supervisor::stop_all(std::function<void()> done) {
+    if (services_.empty()) {
+        if (done) done();
+        return;
+    }
+    auto remaining = std::make_shared<size_t>(services_.size());
+    std::vector<std::string> names;
+    for (auto& [name, _] : services_) names.push_back(name);
+    for (auto& name : names) {
+        remove(name, [remaining, done] {
+            if (--*remaining == 0 && done) done();
+        });
+    }
+}
+
+void Supervisor::abandon_all() {
+    for (auto& [fd, _] : loggers_) loop_.unwatch(fd);
+    loggers_.clear();
+    for (auto& [name, s] : services_) {
+        if (s->timer) loop_.cancel_timer(s->timer);
+        if (s->pidfd) loop_.unwatch(s->pidfd.get());
+    }
+    services_.clear();
+}
+
+void Supervisor::write_record(const Service& s) {
+    std::string path = opts_.state_dir + "/" + s.spec.name + ".pid";
+    {
+        std::ofstream out(path + ".tmp", std::ios::trunc);
+        out << s.pid << ' ' << s.start_time << '\n';
+        for (auto& a : s.spec.argv) out << a << '\n';
+        if (!out) {
+            syslog(LOG_WARNING, "%s: cannot write %s.tmp", s.spec.name.c_str(), path.c_str());
+            return;
+        }
+    }
+    if (rename((path + ".tmp").c_str(), path.c_str()) < 0)
+        syslog(LOG_WARNING, "%s: cannot rename to %s: %s", s.spec.name.c_str(), path.c_str(), std::strerror(errno));
+}
+
+void Supervisor::remove_record(const std::string& name) { unlink((opts_.state_dir + "/" + name + ".pid").c_str()); }
+
+ServiceStatus Supervisor::status_of(const Service& s) const {
+    ServiceStatus st;
+    st.name = s.spec.name;
+    st.state = s.state;
+    st.pid = s.pid;
+    if (s.state == ServiceState::running || s.state == ServiceState::stopping) st.uptime = loop_.now() - s.started;
+    st.restarts = s.restarts;
+    st.last_exit = s.last_exit;
+    st.adopted = s.adopted;
+    return st;
+}
+
+std::vector<ServiceStatus> Supervisor::status() const {
+    std::vector<ServiceStatus> out;
+    for (auto& [_, s] : services_) out.push_back(status_of(*s));
+    return out;
+}
+
+}  // namespace netd
