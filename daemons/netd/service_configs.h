@@ -1,0 +1,41 @@
+// The configuration files and command lines netd generates for the daemons it supervises
+// (dnsmasq, radvd, BusyBox ntpd, sshd), as pure functions of the config and of what netd
+// learned at run time. Golden tests pin their exact text.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "supervisor.h"
+
+namespace netd {
+
+// What the generated files depend on besides the config file.
+struct RuntimeFacts {
+    std::string lan_ifname;              // the LAN interface, resolved from [lan] mac/device
+    std::vector<std::string> wan_dns;    // resolvers from the WAN lease (added to [dns] upstream)
+    std::vector<std::string> wan_ntp;    // NTP servers from the WAN lease (added to [ntp] servers)
+    unsigned lan_mtu = 1500;             // announced in RAs: the tunnel MTU once there is one
+    bool ipv6_uplink = false;            // announce the router as IPv6 default router
+};
+
+struct GeneratedService {
+    ServiceSpec spec;
+    std::string config_path;  // empty when the service takes everything on its command line
+    std::string config_text;
+};
+
+// Where the generated files go (a tmpfs: regenerated at every start).
+inline constexpr const char* kRunDir = "/run/netd";
+
+GeneratedService dnsmasq_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
+GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
+GeneratedService ntpd_service(const Config& c, const RuntimeFacts& f);
+GeneratedService sshd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
+
+// Writes content to path through a temporary file and rename(), so a reader never sees a
+// half-written file. Returns true if the content changed (false: left untouched).
+Result<bool> write_file_atomic(const std::string& path, const std::string& content, unsigned mode = 0644);
+
+}  // namespace netd

@@ -1,0 +1,97 @@
+// Golden tests of the generated daemon configs: the exact text for testdata/good.conf.
+// NETD_UPDATE_GOLDEN=1 rewrites the golden files (then review the diff).
+#include "service_configs.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+namespace netd {
+namespace {
+
+const std::string kGolden = NETD_TESTDATA "/golden/";
+
+std::string read(const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+void expect_golden(const std::string& name, const std::string& text) {
+    if (std::getenv("NETD_UPDATE_GOLDEN")) std::ofstream(kGolden + name) << text;
+    EXPECT_EQ(text, read(kGolden + name)) << "golden file " << name << " differs";
+}
+
+class ServiceConfigs : public ::testing::Test {
+protected:
+    void SetUp() override {
+        auto r = load_config(NETD_TESTDATA "/good.conf");
+        ASSERT_TRUE(r.config);
+        cfg = *r.config;
+        facts.lan_ifname = "eth1";
+        facts.wan_dns = {"198.51.100.53", "192.0.2.53"};  // the second is also in [dns]: once
+        facts.wan_ntp = {"198.51.100.123"};
+        facts.lan_mtu = 1480;
+        facts.ipv6_uplink = true;
+    }
+    Config cfg;
+    RuntimeFacts facts;
+};
+
+TEST_F(ServiceConfigs, Dnsmasq) {
+    auto g = dnsmasq_service(cfg, facts, "/run/netd");
+    expect_golden("dnsmasq.conf", g.config_text);
+    EXPECT_EQ(g.spec.argv, (std::vector<std::string>{"/usr/sbin/dnsmasq", "-k", "-C", "/run/netd/dnsmasq.conf", "--pid-file="}));
+}
+
+TEST_F(ServiceConfigs, Radvd) {
+    auto g = radvd_service(cfg, facts, "/run/netd");
+    expect_golden("radvd.conf", g.config_text);
+    EXPECT_EQ(g.spec.argv[0], "/usr/sbin/radvd");
+}
+
+TEST_F(ServiceConfigs, RadvdWithoutUplinkIsNoDefaultRouter) {
+    facts.ipv6_uplink = false;
+    auto g = radvd_service(cfg, facts, "/run/netd");
+    EXPECT_NE(g.config_text.find("AdvDefaultLifetime 0;"), std::string::npos);
+}
+
+TEST_F(ServiceConfigs, Sshd) {
+    auto g = sshd_service(cfg, facts, "/run/netd");
+    expect_golden("sshd_config", g.config_text);
+    cfg.ssh.allow_wan = true;
+    cfg.ssh.port = 2222;
+    auto w = sshd_service(cfg, facts, "/run/netd");
+    EXPECT_NE(w.config_text.find("Port 2222\nListenAddress 0.0.0.0\nListenAddress ::\n"), std::string::npos);
+}
+
+TEST_F(ServiceConfigs, Ntpd) {
+    auto g = ntpd_service(cfg, facts);
+    EXPECT_EQ(g.spec.argv, (std::vector<std::string>{"/usr/sbin/ntpd", "-n", "-l", "-p", "ntp.example.net", "-p",
+                                                     "192.0.2.123", "-p", "198.51.100.123"}));
+    cfg.ntp.serve_lan = false;
+    EXPECT_EQ(ntpd_service(cfg, facts).spec.argv[2], "-p");
+}
+
+TEST(WriteFileAtomic, WritesOnlyWhenChanged) {
+    char tmpl[] = "/tmp/atomic_test.XXXXXX";
+    std::string dir = mkdtemp(tmpl);
+    std::string path = dir + "/f.conf";
+    auto r = write_file_atomic(path, "a\n");
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(*r);
+    r = write_file_atomic(path, "a\n");
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(*r);
+    r = write_file_atomic(path, "b\n");
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(*r);
+    EXPECT_EQ(read(path), "b\n");
+    EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0);
+    unlink(path.c_str());
+    rmdir(dir.c_str());
+}
+
+}  // namespace
+}  // namespace netd
