@@ -1,12 +1,21 @@
-// netd: the router's network daemon. This entry point parses the command line only;
-// the work is done by the modules beside it.
+// netd: the router's network daemon. Parses the command line, sets up signals and the
+// modules, and runs the event loop; the work is done by the modules beside it.
 #include <getopt.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/epoll.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "config.h"
+#include "daemon.h"
+#include "event_loop.h"
+#include "netlink.h"
+#include "supervisor.h"
 
 namespace {
 
@@ -14,11 +23,17 @@ constexpr const char* kDefaultConfig = "/data/etc/router.conf";
 
 void usage(FILE* out) {
     std::fprintf(out,
-                 "usage: netd --check [FILE]\n"
+                 "usage: netd [-f] [-c FILE]\n"
+                 "       netd --check [FILE]\n"
                  "\n"
-                 "  -c, --check [FILE]  validate the configuration (default %s) without\n"
-                 "                      touching the system; errors are printed as\n"
-                 "                      file:line:col: message and the exit status is 1\n"
+                 "Runs in the foreground (BusyBox init respawns it): configures the LAN and\n"
+                 "supervises dnsmasq, radvd, ntpd and sshd. SIGHUP reloads the configuration,\n"
+                 "SIGTERM stops the children and exits.\n"
+                 "\n"
+                 "  -c, --config FILE   configuration file (default %s)\n"
+                 "  -f, --foreground    log to stderr as well as syslog\n"
+                 "      --check [FILE]  validate the configuration without touching the system;\n"
+                 "                      errors are printed as file:line:col: message, exit 1\n"
                  "  -h, --help          show this help\n"
                  "\n"
                  "The configuration keys are documented in daemons/netd/CONFIG.md.\n",
@@ -37,24 +52,95 @@ int check(const std::string& path) {
     return 0;
 }
 
+int run(const std::string& config_path, bool foreground) {
+    openlog("netd", LOG_PID | (foreground ? LOG_PERROR : 0), LOG_DAEMON);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&mask, s);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    netd::UniqueFd sfd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!sfd) {
+        syslog(LOG_CRIT, "signalfd: %s", std::strerror(errno));
+        return 1;
+    }
+    auto loop = netd::EventLoop::create();
+    if (!loop) {
+        syslog(LOG_CRIT, "%s", loop.error().str().c_str());
+        return 1;
+    }
+    auto nl = netd::make_libnl_netlink();
+    if (!nl) {
+        syslog(LOG_CRIT, "%s", nl.error().str().c_str());
+        return 1;
+    }
+    netd::Supervisor sup(**loop, {});
+    netd::DaemonOptions dopts;
+    dopts.config_path = config_path;
+    netd::Daemon daemon(**loop, **nl, sup, dopts);
+
+    bool stopping = false;
+    (*loop)->watch(sfd.get(), EPOLLIN, [&](uint32_t) {
+        signalfd_siginfo si;
+        while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
+            switch (si.ssi_signo) {
+                case SIGHUP:
+                    syslog(LOG_INFO, "SIGHUP: reloading %s", config_path.c_str());
+                    daemon.reload();
+                    break;
+                case SIGTERM:
+                case SIGINT:
+                    if (stopping) break;
+                    stopping = true;
+                    syslog(LOG_INFO, "stopping: stopping the services");
+                    daemon.stop([&] { (*loop)->stop(); });
+                    break;
+                default:  // SIGCHLD: children are reaped through their pidfds
+                    break;
+            }
+        }
+    });
+    syslog(LOG_INFO, "starting with %s", config_path.c_str());
+    daemon.start();
+    if (auto st = (*loop)->run(); !st) {
+        syslog(LOG_CRIT, "%s", st.error().str().c_str());
+        return 1;
+    }
+    syslog(LOG_INFO, "stopped");
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    static const option opts[] = {{"check", no_argument, nullptr, 'c'},
+    enum { kCheck = 1000 };
+    static const option opts[] = {{"check", no_argument, nullptr, kCheck},
+                                  {"config", required_argument, nullptr, 'c'},
+                                  {"foreground", no_argument, nullptr, 'f'},
                                   {"help", no_argument, nullptr, 'h'},
                                   {nullptr, 0, nullptr, 0}};
-    bool do_check = false;
+    bool do_check = false, foreground = false;
+    std::string config = kDefaultConfig;
     int c;
-    while ((c = getopt_long(argc, argv, "ch", opts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:fh", opts, nullptr)) != -1) {
         switch (c) {
-            case 'c': do_check = true; break;
+            case kCheck: do_check = true; break;
+            case 'c': config = optarg; break;
+            case 'f': foreground = true; break;
             case 'h': usage(stdout); return 0;
             default: usage(stderr); return 2;
         }
     }
-    if (!do_check || argc - optind > 1) {
+    if (do_check) {
+        if (argc - optind > 1) {
+            usage(stderr);
+            return 2;
+        }
+        return check(optind < argc ? argv[optind] : config);
+    }
+    if (optind != argc) {
         usage(stderr);
         return 2;
     }
-    return check(optind < argc ? argv[optind] : kDefaultConfig);
+    return run(config, foreground);
 }

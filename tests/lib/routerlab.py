@@ -90,8 +90,14 @@ def qemu_command(artifacts, data_img, lab=None, mem=256, extra_append="", serial
     ]
     if data_img:
         cmd += ["-drive", f"file={data_img},if=virtio,format=raw"]
-    cmd += lab.netdevs() if lab else ["-nic", "none"]
+    cmd += lab.netdevs() if lab else isolated_netdevs()
     return cmd
+
+
+def isolated_netdevs():
+    """The router's two NICs (same MACs as in a lab) on QEMU-internal hubs wired to nothing."""
+    return ["-netdev", "hubport,id=wan,hubid=1", "-device", f"virtio-net-pci,netdev=wan,mac={WAN_MAC}",
+            "-netdev", "hubport,id=lan,hubid=2", "-device", f"virtio-net-pci,netdev=lan,mac={LAN_MAC}"]
 
 
 class RouterVM:
@@ -163,7 +169,9 @@ class RouterVM:
                 self.cond.wait(min(left, 1.0))
 
     def login(self, timeout=120):
-        self.expect(r"login: ?$", timeout)
+        # Console messages (netd's ready line) may come after the prompt: ask for a fresh one.
+        self.send("\n")
+        self.expect(r"login: ", timeout)
         self.send("root\n")
         self.expect(r"root@[^ ]*# ", 30)
         # No echo and no kernel chatter on the console: command output stays parseable.

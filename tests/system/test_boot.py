@@ -45,9 +45,18 @@ def make_disk(work, name, netd, pub):
 def boot(out, disk, log):
     vm = rl.RouterVM(out, disk, log_path=log)
     vm.start()
+    try:
+        return wait_ready(vm, disk)
+    except rl.BootError:
+        print("---- console (last lines) ----\n" + vm.console_tail(40))
+        vm.kill()
+        raise
+
+
+def wait_ready(vm, disk):
     m = vm.expect(r"rcS: init started at uptime ([\d.]+) s", 120)
     init_at = float(m.group(1))
-    m = vm.expect(r"router ready at uptime ([\d.]+) s", 120)
+    m = vm.expect(r"netd: router ready at uptime ([\d.]+) s", 120)
     ready_at = float(m.group(1))
     vm.login()
     wall = time.monotonic() - vm.started_at
@@ -92,7 +101,17 @@ def main():
         check("/data is ext4 mounted read-write", re.search(r"^\S+ /data ext4 rw[,\s]", mounts, re.M) is not None, mounts)
         rc, _ = vm.run("touch /etc/probe")
         check("root filesystem refuses writes", rc != 0)
-        check("init ran rcS", "rcS: data disk" in vm.buf and "router ready" in vm.buf)
+        check("init ran rcS", "rcS: data disk" in vm.buf and "rcS: done" in vm.buf)
+        # netd, started by init, supervises the four daemons (the netd issue adds netctl status).
+        rc, ps = vm.run("for s in dnsmasq radvd ntpd sshd; do p=$(cat /run/netd/services/$s.pid | head -1 | cut -d' ' -f1); "
+                        "echo $s $p $(readlink /proc/$p/exe); done")
+        running = {l.split()[0]: l.split()[2] for l in ps.splitlines() if len(l.split()) == 3}
+        check("init started netd and netd runs dnsmasq, radvd, ntpd and sshd",
+              running == {"dnsmasq": "/usr/sbin/dnsmasq", "radvd": "/usr/sbin/radvd", "ntpd": "/bin/busybox",
+                          "sshd": "/usr/sbin/sshd"}, ps + vm.console_tail(10))
+        rc, addrs = vm.run("ip addr show eth1")
+        check("netd put the configured LAN addresses on the LAN NIC (found by MAC)",
+              "192.168.7.1/24" in addrs and "2001:db8:7::1/64" in addrs, addrs)
         rc, _ = vm.run("logger -t boottest marker-$$-syslog && logread | grep -q 'boottest.*marker-.*-syslog' && logread | grep -q 'rcS: syslog started'")
         check("syslog receives messages (logger -> logread)", rc == 0)
         rc, ls = vm.run("ls /data/ssh/ssh_host_ed25519_key /data/ssh/ssh_host_ed25519_key.pub /data/ssh/ssh_host_ecdsa_key")

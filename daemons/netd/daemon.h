@@ -1,0 +1,47 @@
+// The top-level daemon object: the only one that sees every module. Loads the config,
+// configures the LAN over netlink, generates the daemons' configs and keeps them supervised;
+// reloads on SIGHUP (a bad file keeps the running configuration), stops them on SIGTERM.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "config.h"
+#include "event_loop.h"
+#include "netlink.h"
+#include "service_configs.h"
+#include "supervisor.h"
+
+namespace netd {
+
+struct DaemonOptions {
+    std::string config_path = "/data/etc/router.conf";
+    std::string run_dir = kRunDir;
+};
+
+class Daemon {
+public:
+    Daemon(EventLoop& loop, Netlink& nl, Supervisor& sup, DaemonOptions opts);
+
+    void start();   // first load; errors are logged and netd keeps running (reload may fix them)
+    void reload();  // SIGHUP
+    void stop(std::function<void()> done);
+
+    const std::optional<Config>& running_config() const { return running_; }
+    const std::string& last_error() const { return last_error_; }
+
+private:
+    Status apply(const Config& c);
+
+    EventLoop& loop_;
+    Netlink& nl_;
+    Supervisor& sup_;
+    DaemonOptions opts_;
+    std::optional<Config> running_;
+    RuntimeFacts facts_;
+    std::string last_error_;
+    bool announced_ready_ = false;
+};
+
+}  // namespace netd

@@ -1,0 +1,44 @@
+// All of netd's kernel network configuration goes through this narrow interface: a real
+// implementation over libnl-3 (route) and fakes in tests that record what would be done.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "net_types.h"
+#include "unique_fd.h"
+
+namespace netd {
+
+struct LinkInfo {
+    int ifindex = 0;
+    std::string name;
+    std::optional<MacAddr> mac;
+    bool up = false;
+    unsigned mtu = 0;
+};
+
+class Netlink {
+public:
+    virtual ~Netlink() = default;
+    virtual Result<std::vector<LinkInfo>> links() = 0;
+    virtual Status set_up(int ifindex) = 0;
+    // Adds or replaces an address: applying the same address twice is not an error.
+    virtual Status add_address(int ifindex, const Ipv4Cidr& addr) = 0;
+    // IPv6 without duplicate address detection: the router's own ::1 is usable at once.
+    virtual Status add_address(int ifindex, const Ipv6Addr& addr, uint8_t prefix_len) = 0;
+};
+
+// libnl-3 over a NETLINK_ROUTE socket.
+Result<std::unique_ptr<Netlink>> make_libnl_netlink();
+
+// Finds the link an InterfaceRef names (by MAC when given, else by name).
+Result<LinkInfo> resolve_link(Netlink& nl, const InterfaceRef& ref);
+
+// Writes a value to /proc/sys (e.g. "net/ipv6/conf/eth1/accept_ra").
+Status write_sysctl(const std::string& key, const std::string& value);
+
+}  // namespace netd
