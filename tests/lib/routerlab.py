@@ -181,11 +181,14 @@ class RouterVM:
         """Run a shell command on the console; returns (exit status, output)."""
         self.seq += 1
         n = self.seq
-        self.send(f"echo __B{n}__; {command}\necho __E{n}_$?__\n")
+        # stty again each time: BusyBox init resets the console's modes when it respawns a
+        # process on it (netd), and echo would come back.
+        self.send(f"stty -echo; echo __B{n}__; {command}\necho __E{n}_$?__\n")
         self.expect(rf"^__B{n}__\n", timeout)
         start = self.pos
         m = self.expect(rf"__E{n}_(\d+)__", timeout)
-        out = self.buf[start:m.start()]
+        # Should the tty have echoed our own marker line, it is not output.
+        out = re.sub(r"[^\n]*__E\d+_\$\?__[^\n]*\n?", "", self.buf[start:m.start()])
         rc = int(m.group(1))
         if check and rc != 0:
             raise BootError(f"'{command}' exited {rc}:\n{out}")
