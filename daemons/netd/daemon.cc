@@ -60,6 +60,7 @@ Status Daemon::apply(const Config& c) {
     // IP forwarding stays off until netd loads the firewall (the WAN/firewall issue): the box
     // never forwards unfiltered.
     facts_.lan_ifname = lan->name;
+    lan_ifname_ = lan->name;
     facts_.lan_mtu = lan->mtu ? lan->mtu : 1500;
 
     std::vector<GeneratedService> wanted = {dnsmasq_service(c, facts_, opts_.run_dir),
@@ -91,5 +92,102 @@ Status Daemon::apply(const Config& c) {
 }
 
 void Daemon::stop(std::function<void()> done) { sup_.stop_all(std::move(done)); }
+
+namespace {
+
+std::string duration_text(std::chrono::steady_clock::duration d) {
+    long s = static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+    char buf[32];
+    if (s >= 3600)
+        std::snprintf(buf, sizeof(buf), "%ldh%02ldm", s / 3600, s / 60 % 60);
+    else
+        std::snprintf(buf, sizeof(buf), "%ldm%02lds", s / 60, s % 60);
+    return buf;
+}
+
+}  // namespace
+
+ControlReply Daemon::control(const std::vector<std::string>& args) {
+    if (args.empty()) return {false, "empty request\n"};
+    const std::string& cmd = args[0];
+    if (cmd == "status" && args.size() == 1) return {true, status_text()};
+    if (cmd == "status" && args.size() == 2 && args[1] == "--json") return {true, status_json()};
+    if (cmd == "reload" && args.size() == 1) {
+        syslog(LOG_INFO, "control: reload requested");
+        reload();
+        if (!last_error_.empty())
+            return {false, last_error_ + (running_ ? "reload failed: the running configuration stays in place\n"
+                                                   : "reload failed: nothing is configured\n")};
+        return {true, "configuration " + opts_.config_path + " applied\n"};
+    }
+    if (cmd == "restart" && args.size() == 2) {
+        for (auto& s : sup_.status()) {
+            if (s.name == args[1]) {
+                syslog(LOG_INFO, "control: restart of %s requested", s.name.c_str());
+                sup_.restart(s.name);
+                return {true, s.name + ": restarting\n"};
+            }
+        }
+        return {false, "no service '" + args[1] + "'\n"};
+    }
+    return {false, "unknown request '" + cmd + "' (see netctl --help)\n"};
+}
+
+std::string Daemon::status_text() {
+    std::string o;
+    o += "config:   " + opts_.config_path + (last_error_.empty() ? " (applied)\n" : " (LAST RELOAD FAILED)\n");
+    if (!last_error_.empty()) o += last_error_;
+    if (running_) {
+        auto& lan = running_->lan;
+        o += "lan:      " + (lan_ifname_.empty() ? lan.interface.describe() : lan_ifname_) + " " + lan.ipv4.str();
+        for (auto& p : lan.ipv6_prefixes) o += " " + p.with_host(1).str() + "/" + std::to_string(p.len);
+        o += "\n";
+        o += "wan:      " + running_->wan.interface.describe() + " (WAN not managed yet)\n";
+    } else {
+        o += "lan:      not configured\n";
+    }
+    o += "services:\n";
+    char line[160];
+    std::snprintf(line, sizeof(line), "  %-8s %-9s %6s %8s %8s  %s\n", "NAME", "STATE", "PID", "UPTIME", "RESTARTS",
+                  "LAST EXIT");
+    o += line;
+    for (auto& s : sup_.status()) {
+        std::string pid = s.pid > 0 ? std::to_string(s.pid) : "-";
+        std::string up = s.pid > 0 ? duration_text(s.uptime) : "-";
+        std::string last = s.last_exit.empty() ? "-" : s.last_exit;
+        if (s.adopted) last += " (adopted)";
+        std::snprintf(line, sizeof(line), "  %-8s %-9s %6s %8s %8d  %s\n", s.name.c_str(), to_string(s.state),
+                      pid.c_str(), up.c_str(), s.restarts, last.c_str());
+        o += line;
+    }
+    return o;
+}
+
+std::string Daemon::status_json() {
+    std::string o = "{\"config\":{\"path\":" + json_escape(opts_.config_path) +
+                    ",\"ok\":" + (last_error_.empty() ? "true" : "false") + ",\"error\":" + json_escape(last_error_) + "}";
+    if (running_) {
+        auto& lan = running_->lan;
+        o += ",\"lan\":{\"interface\":" + json_escape(lan_ifname_) + ",\"ipv4\":" + json_escape(lan.ipv4.str()) +
+             ",\"ipv6\":[";
+        for (size_t i = 0; i < lan.ipv6_prefixes.size(); ++i) {
+            auto& p = lan.ipv6_prefixes[i];
+            o += (i ? "," : "") + json_escape(p.with_host(1).str() + "/" + std::to_string(p.len));
+        }
+        o += "]}";
+    }
+    o += ",\"services\":[";
+    bool first = true;
+    for (auto& s : sup_.status()) {
+        o += first ? "" : ",";
+        first = false;
+        o += "{\"name\":" + json_escape(s.name) + ",\"state\":" + json_escape(to_string(s.state)) +
+             ",\"pid\":" + std::to_string(s.pid > 0 ? s.pid : 0) + ",\"uptime_s\":" +
+             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(s.uptime).count()) +
+             ",\"restarts\":" + std::to_string(s.restarts) + ",\"last_exit\":" + json_escape(s.last_exit) +
+             ",\"adopted\":" + (s.adopted ? "true" : "false") + "}";
+    }
+    return o + "]}\n";
+}
 
 }  // namespace netd

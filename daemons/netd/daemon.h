@@ -8,6 +8,7 @@
 #include <string>
 
 #include "config.h"
+#include "control.h"
 #include "event_loop.h"
 #include "netlink.h"
 #include "service_configs.h"
@@ -28,11 +29,16 @@ public:
     void reload();  // SIGHUP
     void stop(std::function<void()> done);
 
+    // A request from the control socket (netctl): status [--json], reload, restart SERVICE.
+    ControlReply control(const std::vector<std::string>& args);
+
     const std::optional<Config>& running_config() const { return running_; }
     const std::string& last_error() const { return last_error_; }
 
 private:
     Status apply(const Config& c);
+    std::string status_text();
+    std::string status_json();
 
     EventLoop& loop_;
     Netlink& nl_;
@@ -41,6 +47,7 @@ private:
     std::optional<Config> running_;
     RuntimeFacts facts_;
     std::string last_error_;
+    std::string lan_ifname_;
     bool announced_ready_ = false;
 };
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "config.h"
+#include "control.h"
 #include "daemon.h"
 #include "event_loop.h"
 #include "netlink.h"
@@ -102,6 +103,9 @@ int run(const std::string& config_path, bool foreground) {
     });
     syslog(LOG_INFO, "starting with %s", config_path.c_str());
     daemon.start();
+    auto control = netd::ControlServer::listen(**loop, dopts.run_dir + "/control",
+                                               [&](const std::vector<std::string>& a) { return daemon.control(a); });
+    if (!control) syslog(LOG_ERR, "control socket: %s", control.error().str().c_str());
     if (auto st = (*loop)->run(); !st) {
         syslog(LOG_CRIT, "%s", st.error().str().c_str());
         return 1;

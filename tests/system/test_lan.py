@@ -12,6 +12,7 @@ network namespace. From that client, with tools that are not ours:
 
 usage: test_lan.py OUTDIR        Ends with 'N passed, N failed'.
 """
+import json
 import os
 import re
 import shutil
@@ -98,6 +99,44 @@ def main():
                             "-o", "PreferredAuthentications=password,keyboard-interactive", "root@192.168.7.1", "true"],
                            capture_output=True, text=True)
         check("SSH without a key is refused", r.returncode != 0 and "Permission denied" in r.stderr, r.stderr)
+
+        # --- netctl ---
+        rc, text = vm.run("netctl status")
+        check("netctl status lists the four services running",
+              rc == 0 and all(re.search(rf"^\s+{n}\s+running\s+\d+", text, re.M) for n in ("dnsmasq", "radvd", "ntpd", "sshd")),
+              text)
+        rc, js = vm.run("netctl status --json")
+        try:
+            doc = json.loads(js)
+            ok = {s["name"]: s["state"] for s in doc["services"]} == {n: "running" for n in ("dnsmasq", "radvd", "ntpd", "sshd")} \
+                and doc["lan"]["ipv4"] == "192.168.7.1/24" and doc["config"]["ok"]
+        except (ValueError, KeyError, TypeError) as e:
+            ok, js = False, f"{e}: {js}"
+        check("netctl status --json is valid JSON with the same facts", ok, js)
+        pids = lambda: dict(re.findall(r"^\s+(\w+)\s+running\s+(\d+)", vm.run("netctl status")[1], re.M))
+        before = pids()
+        rc, err = vm.run("cp /data/etc/router.conf /tmp/good.conf && printf '\\n[ssh]\\nport = 99999\\n' >> /data/etc/router.conf; "
+                         "netctl reload 2>&1")
+        check("netctl reload of a broken file fails with file:line:col", rc == 1 and re.search(
+            r"/data/etc/router.conf:\d+:\d+: ", err) and "running configuration stays" in err, err)
+        rc, text = vm.run("netctl status")
+        check("after a failed reload the old configuration keeps serving (same PIDs)",
+              pids() == before and "LAST RELOAD FAILED" in text, f"{before} -> {pids()}\n{text}")
+        rc, _ = vm.run("cp /tmp/good.conf /data/etc/router.conf && "
+                       "sed -i 's/^upstream = .*/upstream = [\"192.0.2.54\"]/' /data/etc/router.conf && netctl reload")
+        time.sleep(2)
+        after = pids()
+        check("a reload that changes only DNS restarts only dnsmasq",
+              rc == 0 and after.get("dnsmasq") != before.get("dnsmasq") and
+              all(after.get(n) == before.get(n) for n in ("radvd", "ntpd", "sshd")), f"{before} -> {after}")
+        rc, _ = vm.run("cp /tmp/good.conf /data/etc/router.conf && netctl reload")
+        before = pids()
+        rc, _ = vm.run("netctl restart radvd")
+        time.sleep(1.5)
+        check("netctl restart SERVICE restarts it", rc == 0 and pids().get("radvd") not in (None, before.get("radvd")),
+              f"{before} -> {pids()}")
+        rc, _ = vm.run("netctl restart nosuch")
+        check("netctl restart of an unknown service fails", rc == 1)
 
         # --- kill -9 of each child ---
         for name in ("dnsmasq", "radvd", "ntpd", "sshd"):

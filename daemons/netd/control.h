@@ -1,0 +1,56 @@
+// The control socket that netctl (and later the udhcpc hook) talk to: a UNIX SOCK_SEQPACKET
+// socket, one request and one reply per connection, only root peers (SO_PEERCRED).
+//
+// Request: the command's arguments separated by NUL bytes. Reply: "0\n" or "1\n" (success or
+// failure, which netctl turns into its exit status) followed by the text to print.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "event_loop.h"
+#include "unique_fd.h"
+
+namespace netd {
+
+struct ControlReply {
+    bool ok = true;
+    std::string text;
+};
+
+class ControlServer {
+public:
+    using Handler = std::function<ControlReply(const std::vector<std::string>& args)>;
+
+    // Binds path (replacing a stale socket) and serves requests on the loop.
+    static Result<std::unique_ptr<ControlServer>> listen(EventLoop& loop, const std::string& path, Handler handler,
+                                                         uid_t allowed_uid = 0);
+    ~ControlServer();
+
+private:
+    ControlServer(EventLoop& loop, UniqueFd fd, std::string path, Handler handler, uid_t allowed);
+    void accept_one();
+    void serve(uint64_t id);
+    void drop(uint64_t id);
+
+    EventLoop& loop_;
+    UniqueFd fd_;
+    std::string path_;
+    Handler handler_;
+    uid_t allowed_uid_;
+    struct Client {
+        uint64_t id;
+        UniqueFd fd;
+    };
+    std::vector<Client> clients_;
+    uint64_t next_id_ = 1;
+};
+
+// The client side, used by netctl: sends args, returns the reply.
+Result<ControlReply> control_request(const std::string& path, const std::vector<std::string>& args);
+
+// JSON string escaping for the --json outputs.
+std::string json_escape(const std::string& s);
+
+}  // namespace netd

@@ -1,0 +1,73 @@
+// netctl: the administrator's command line for netd, over its control socket.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "control.h"
+
+namespace {
+
+constexpr const char* kSocket = "/run/netd/control";
+
+const char* kUsage =
+    "usage: netctl COMMAND [ARGS]\n"
+    "\n"
+    "  status [--json]    links and addresses, configuration state, and every supervised\n"
+    "                     service with pid, state, uptime, restarts and last exit\n"
+    "  reload             re-read the configuration; if it is invalid, print the errors\n"
+    "                     (file:line:col) and keep the running configuration\n"
+    "  restart SERVICE    restart one service (dnsmasq, radvd, ntpd, sshd), also one that\n"
+    "                     is in the failed state\n"
+    "\n"
+    "  netctl COMMAND --help shows the help of one command. Needs root.\n"
+    "  The socket is /run/netd/control (NETCTL_SOCKET overrides it).\n";
+
+const char* command_help(const std::string& cmd) {
+    if (cmd == "status")
+        return "usage: netctl status [--json]\n\nPrints the router's state; --json prints it as one JSON object.\n";
+    if (cmd == "reload")
+        return "usage: netctl reload\n\nRe-reads /data/etc/router.conf and applies what changed; only daemons whose\n"
+               "own configuration changed are restarted. A file with errors is rejected whole: the\n"
+               "errors are printed and the running configuration stays. Exit status 1 then.\n";
+    if (cmd == "restart")
+        return "usage: netctl restart SERVICE\n\nStops SERVICE (SIGTERM, then SIGKILL after 5 s) and starts it again,\n"
+               "forgetting its crash history.\n";
+    return nullptr;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+        std::fputs(kUsage, args.empty() ? stderr : stdout);
+        return args.empty() ? 2 : 0;
+    }
+    const char* help = command_help(args[0]);
+    if (!help) {
+        std::fprintf(stderr, "netctl: unknown command '%s'\n\n%s", args[0].c_str(), kUsage);
+        return 2;
+    }
+    for (auto& a : args) {
+        if (a == "--help" || a == "-h") {
+            std::fputs(help, stdout);
+            return 0;
+        }
+    }
+    bool ok_shape = (args[0] == "status" && (args.size() == 1 || (args.size() == 2 && args[1] == "--json"))) ||
+                    (args[0] == "reload" && args.size() == 1) || (args[0] == "restart" && args.size() == 2);
+    if (!ok_shape) {
+        std::fputs(help, stderr);
+        return 2;
+    }
+    const char* path = std::getenv("NETCTL_SOCKET");
+    auto reply = netd::control_request(path ? path : kSocket, args);
+    if (!reply) {
+        std::fprintf(stderr, "netctl: %s\n", reply.error().str().c_str());
+        return 2;
+    }
+    std::fputs(reply->text.c_str(), reply->ok ? stdout : stderr);
+    return reply->ok ? 0 : 1;
+}
