@@ -42,8 +42,10 @@ void Daemon::reload() {
         std::ifstream up("/proc/uptime");
         double uptime = 0;
         up >> uptime;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
         // On the console (init gives netd its stdout): what the boot tests and a person wait for.
-        std::printf("netd: router ready at uptime %.2f s\n", uptime);
+        std::printf("netd: router ready at uptime %.2f s (services started %lld ms after netd started)\n", uptime,
+                    static_cast<long long>(ms.count()));
         std::fflush(stdout);
     }
 }

@@ -49,6 +49,7 @@ private:
     std::string last_error_;
     std::string lan_ifname_;
     bool announced_ready_ = false;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace netd
