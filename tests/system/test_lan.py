@@ -178,6 +178,34 @@ def main():
         check("the new netd logged the adoptions", adopted.split()[:1] == ["4"], adopted)
         so, se = session.communicate(timeout=30)
         check("an open SSH session survives kill -9 of netd", "survived" in so, so + se)
+
+        # --- crash loop: without its host keys sshd exits at once, every time ---
+        vm.run("mkdir -p /data/keys.away && mv /data/ssh/ssh_host_* /data/keys.away/ && "
+               "kill -9 $(head -n1 /run/netd/services/sshd.pid | cut -d' ' -f1)")
+        t0 = time.monotonic()
+        state = ""
+        while time.monotonic() - t0 < 60:
+            _, text = vm.run("netctl status")
+            m = re.search(r"^\s+sshd\s+(\S+)\s+\S+\s+\S+\s+(\d+)\s+(.*)$", text, re.M)
+            state = m.group(0) if m else text
+            if m and m.group(1) == "failed":
+                break
+            time.sleep(2)
+        failed_after = time.monotonic() - t0
+        m = re.search(r"^\s+sshd\s+(\S+)\s+\S+\s+\S+\s+(\d+)", state, re.M)
+        check("a daemon that dies at once ends in 'failed' in netctl status", m and m.group(1) == "failed", state)
+        restarts_at_failed = int(m.group(2)) if m else -1
+        time.sleep(max(0, 60 - failed_after))
+        _, text = vm.run("netctl status")
+        m2 = re.search(r"^\s+sshd\s+(\S+)\s+\S+\s+\S+\s+(\d+)", text, re.M)
+        restarts_minute = int(m2.group(2)) if m2 else -1
+        print(f"figures: crash loop: sshd failed after {failed_after:.0f} s, {restarts_minute} restarts in the first minute "
+              f"(no more after 'failed': {restarts_at_failed})", flush=True)
+        check("restarts stay bounded over a minute (no restart storm)", m and m.group(1) == "failed" and 0 < restarts_minute <= 6 and
+              restarts_minute == restarts_at_failed, text)
+        vm.run("mv /data/keys.away/* /data/ssh/ && netctl restart sshd; sleep 2")
+        r = subprocess.run(ssh + ["root@192.168.7.1", "true"], capture_output=True, text=True)
+        check("netctl restart brings a failed daemon back", r.returncode == 0, r.stderr)
         vm.poweroff()
     except rl.BootError as e:
         check("LAN test sequence", False, str(e))
