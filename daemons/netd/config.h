@@ -78,11 +78,6 @@ struct Config {
     DnsConfig dns;
     NtpConfig ntp;
     SshConfig ssh;
-
-    // Equality ignores the path: the same settings read from another file are the same config.
-    bool same_settings(const Config& o) const {
-        return lan == o.lan && wan == o.wan && dns == o.dns && ntp == o.ntp && ssh == o.ssh;
-    }
 };
 
 struct ConfigError {

@@ -74,6 +74,31 @@ TEST_F(ServiceConfigs, Ntpd) {
     EXPECT_EQ(ntpd_service(cfg, facts).spec.argv[2], "-p");
 }
 
+// Reload restarts a daemon only when its own generated inputs change: a DNS change touches
+// dnsmasq's and nothing else, a prefix change radvd's and sshd's (it listens on ::1).
+TEST_F(ServiceConfigs, ChangesReachOnlyTheDaemonsTheyConcern) {
+    auto all = [&](const Config& c) {
+        return std::vector<std::string>{dnsmasq_service(c, facts).config_text, radvd_service(c, facts).config_text,
+                                        sshd_service(c, facts).config_text,
+                                        ntpd_service(c, facts).spec.argv.back()};
+    };
+    auto base = all(cfg);
+    Config dns = cfg;
+    dns.dns.upstream = {"192.0.2.99"};
+    auto d = all(dns);
+    EXPECT_NE(d[0], base[0]);
+    EXPECT_EQ(d[1], base[1]);
+    EXPECT_EQ(d[2], base[2]);
+    EXPECT_EQ(d[3], base[3]);
+    Config pfx = cfg;
+    pfx.lan.ipv6_prefixes = {*Ipv6Prefix::parse("2001:db8:8::/64")};
+    auto p = all(pfx);
+    EXPECT_EQ(p[0], base[0]);
+    EXPECT_NE(p[1], base[1]);
+    EXPECT_NE(p[2], base[2]);
+    EXPECT_EQ(p[3], base[3]);
+}
+
 TEST(WriteFileAtomic, WritesOnlyWhenChanged) {
     char tmpl[] = "/tmp/atomic_test.XXXXXX";
     std::string dir = mkdtemp(tmpl);
