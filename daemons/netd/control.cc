@@ -62,15 +62,11 @@ void ControlServer::accept_one() {
         if (!c) return;
         ucred cred{};
         socklen_t len = sizeof(cred);
-        if (getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != allowed_uid_) {
-            syslog(LOG_WARNING, "control: refused connection from uid %u pid %d", cred.uid, cred.pid);
-            const char refused[] = "1\npermission denied: netctl needs root\n";
-            send(c.get(), refused, sizeof(refused) - 1, MSG_NOSIGNAL);
-            continue;
-        }
+        bool allowed = getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == allowed_uid_;
+        if (!allowed) syslog(LOG_WARNING, "control: refused connection from uid %u pid %d", cred.uid, cred.pid);
         uint64_t id = next_id_++;
         int fd = c.get();
-        clients_.push_back({id, std::move(c)});
+        clients_.push_back({id, std::move(c), allowed});
         loop_.watch(fd, EPOLLIN, [this, id](uint32_t) { serve(id); });
         // A client that never sends is dropped, so it cannot pile up descriptors.
         loop_.add_timer(std::chrono::seconds(10), [this, id] { drop(id); });
@@ -91,7 +87,12 @@ void ControlServer::serve(uint64_t id) {
     std::string buf(kMaxMessage, '\0');
     ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (n > 0) {
+    if (n > 0 && !it->allowed) {
+        // Closing with the request unread would reset the connection before the client
+        // reads this; it has been read now.
+        const char refused[] = "1\npermission denied: netctl needs root\n";
+        send(fd, refused, sizeof(refused) - 1, MSG_NOSIGNAL);
+    } else if (n > 0) {
         std::vector<std::string> args;
         std::string_view rest(buf.data(), static_cast<size_t>(n));
         while (!rest.empty()) {

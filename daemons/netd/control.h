@@ -42,6 +42,7 @@ private:
     struct Client {
         uint64_t id;
         UniqueFd fd;
+        bool allowed;  // refused peers get their refusal after their request is read
     };
     std::vector<Client> clients_;
     uint64_t next_id_ = 1;

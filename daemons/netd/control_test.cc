@@ -78,7 +78,8 @@ TEST_F(ControlTest, NonRootIsRefused) {
     // ... and with the mode opened up, the peer credentials still do.
     ASSERT_EQ(chmod(path_.c_str(), 0777), 0);
     ASSERT_EQ(chmod(dir_.c_str(), 0755), 0);
-    EXPECT_EQ(request_in_child({"status"}, 65534).rfind("err:permission denied", 0), 0u);
+    auto got = request_in_child({"status"}, 65534);
+    EXPECT_EQ(got.rfind("err:permission denied", 0), 0u) << got;
 }
 
 TEST(ControlClient, NoServerIsAClearError) {
