@@ -74,7 +74,9 @@ void Supervisor::ensure(const ServiceSpec& spec) {
     Service& s = *it->second;
     s.remove_after_stop = false;
     if (s.spec == spec) {
-        if (s.state == ServiceState::stopped) start(s);
+        // A reload retries a failed service at once (its config may be what was fixed).
+        if (s.state == ServiceState::failed) s.tracker.reset();
+        if (s.state == ServiceState::stopped || s.state == ServiceState::failed) start(s);
         return;
     }
     s.spec = spec;

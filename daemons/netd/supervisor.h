@@ -53,7 +53,8 @@ public:
     Supervisor(EventLoop& loop, Options opts);
     ~Supervisor();
 
-    // Start the service, or adopt its running instance, or (if its spec changed) restart it.
+    // Start the service, or adopt its running instance, or (if its spec changed) restart it;
+    // a failed service is retried at once.
     // Returns immediately; failures to start count as crashes.
     void ensure(const ServiceSpec& spec);
     // Operator restart: forget the crash history, stop if running, start again.

@@ -104,9 +104,14 @@ TEST_F(SupervisorTest, CrashLoopEndsInFailedWithBoundedStarts) {
     run_until([] { return false; }, 500ms);
     EXPECT_EQ(starts, 4);
     EXPECT_EQ(st("crasher").state, ServiceState::failed);
-    // An operator restart tries again at once.
+    // An operator restart tries again at once ...
     sup().restart("crasher");
     EXPECT_EQ(starts, 5);
+    ASSERT_TRUE(run_until([&] { return st("crasher").state == ServiceState::failed; }, 5s));
+    // ... and so does a reload (ensure with the same spec).
+    int before = starts;
+    sup().ensure({"crasher", {"/bin/sh", "-c", "exit 3"}});
+    EXPECT_EQ(starts, before + 1);
 }
 
 TEST_F(SupervisorTest, StopEscalatesToSigkill) {
