@@ -27,11 +27,21 @@ void Daemon::reload() {
         }
         syslog(LOG_ERR, "%s: %zu error(s): %s", opts_.config_path.c_str(), res.errors.size(),
                running_ ? "keeping the running configuration" : "nothing configured");
+        if (!announced_ready_) {
+            // Nothing runs yet: say why on the console too, where a person is waiting.
+            std::printf("netd: NOT READY: %s: nothing configured; fix it and run 'netctl reload'\n%s",
+                        opts_.config_path.c_str(), last_error_.c_str());
+            std::fflush(stdout);
+        }
         return;
     }
     if (auto st = apply(*res.config); !st) {
         last_error_ = st.error().str();
         syslog(LOG_ERR, "applying %s: %s", opts_.config_path.c_str(), last_error_.c_str());
+        if (!announced_ready_) {
+            std::printf("netd: NOT READY: applying %s: %s\n", opts_.config_path.c_str(), last_error_.c_str());
+            std::fflush(stdout);
+        }
         return;
     }
     last_error_.clear();
