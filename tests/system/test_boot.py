@@ -144,6 +144,18 @@ def main():
         key_b = host_key(vm)
         check("two fresh data disks get different host keys", key_a and key_b and key_a != key_b, f"{key_a} {key_b}")
         vm.poweroff()
+
+        # --- boot 4: no data disk at all ---
+        vm = rl.RouterVM(out, None, log_path=os.path.join(work, "boot4.log"))
+        vm.start()
+        vm.expect(r"rcS: WARNING: no data disk", 120)
+        m = vm.expect(r"netd: NOT READY: .*\n(.*)\n", 60)
+        check("without a data disk the router boots and says on the console why it is not ready",
+              "cannot open" in m.group(1), m.group(0))
+        vm.login()
+        rc, text = vm.run("netctl status")
+        check("netctl status shows the reason", "LAST RELOAD FAILED" in text and "cannot open" in text, text)
+        check("poweroff without a data disk", vm.poweroff() == 0)
     except rl.BootError as e:
         check("boot sequence", False, str(e))
     finally:
