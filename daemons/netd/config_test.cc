@@ -68,6 +68,25 @@ TEST(Config, SyntaxErrorHasPosition) {
     EXPECT_EQ(r.errors[0].str().rfind("x.conf:2:", 0), 0u) << r.errors[0].str();
 }
 
+TEST(Config, ControlCharactersAreRejectedWithPosition) {
+    auto r = parse_config_text("[lan]\n[\x01", "c.conf");
+    ASSERT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].str(), "c.conf:2:2: control character 0x01 is not allowed (the configuration is plain ASCII)");
+    // Non-ASCII bytes reach undefined behaviour in toml++ 3.3.0's Unicode tables: refused first.
+    r = parse_config_text("# caf\xc3\xa9\n", "u.conf");
+    ASSERT_FALSE(r.config);
+    EXPECT_EQ(r.errors[0].str(), "u.conf:1:6: non-ASCII byte 0xc3 is not allowed (the configuration is plain ASCII)");
+}
+
+TEST(Config, BadTableHeaderIsAnErrorNotACrash) {
+    // "[#" tripped an assert inside toml++ 3.3.0 (found by tests/fuzz/fuzz_config).
+    auto r = parse_config_text("[lan]\n[#\n", "h.conf");
+    ASSERT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].str().rfind("h.conf:2:2: ", 0), 0u) << r.errors[0].str();
+}
+
 TEST(Config, RejectsInconsistentValues) {
     struct Case { const char* text; const char* expect; };
     const Case cases[] = {
