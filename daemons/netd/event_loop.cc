@@ -31,14 +31,21 @@ EventLoop::EventLoop(UniqueFd epoll, UniqueFd timer) : epoll_(std::move(epoll)),
 Status EventLoop::watch(int fd, uint32_t events, FdHandler handler) {
     epoll_event ev{};
     ev.events = events;
-    ev.data.fd = fd;
+    ev.data.u64 = next_token_;
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) < 0) return Error::from_errno("epoll_ctl add");
-    handlers_[fd] = std::make_shared<FdHandler>(std::move(handler));
+    auto h = std::make_shared<FdHandler>(std::move(handler));
+    watches_[fd] = Watch{next_token_, h};
+    by_token_[next_token_] = h;
+    ++next_token_;
     return Ok{};
 }
 
 void EventLoop::unwatch(int fd) {
-    if (handlers_.erase(fd)) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    auto it = watches_.find(fd);
+    if (it == watches_.end()) return;
+    by_token_.erase(it->second.token);
+    watches_.erase(it);
+    epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
 
 EventLoop::TimerId EventLoop::add_timer(Clock::duration after, TimerHandler handler) {
@@ -99,10 +106,10 @@ Status EventLoop::run() {
             return Error::from_errno("epoll_wait");
         }
         for (int i = 0; i < n && running_; ++i) {
-            auto it = handlers_.find(events[i].data.fd);
-            if (it == handlers_.end()) continue;  // removed by an earlier handler in this batch
-            auto handler = it->second;           // keeps it alive if it unwatches itself
-            (*handler)(events[i].events);
+            auto it = by_token_.find(events[i].data.u64);
+            if (it == by_token_.end()) continue;  // unwatched by an earlier handler in this batch
+            auto handler = it->second.lock();     // keeps it alive if it unwatches itself
+            if (handler) (*handler)(events[i].events);
         }
     }
     return Ok{};

@@ -42,7 +42,15 @@ private:
     UniqueFd epoll_;
     UniqueFd timerfd_;
     bool running_ = false;
-    std::unordered_map<int, std::shared_ptr<FdHandler>> handlers_;
+    // Events carry a token, not the fd: a descriptor closed and reused by another watch within
+    // one epoll batch must not receive the stale event of its previous owner.
+    struct Watch {
+        uint64_t token;
+        std::shared_ptr<FdHandler> handler;
+    };
+    std::unordered_map<int, Watch> watches_;                   // by fd
+    std::unordered_map<uint64_t, std::weak_ptr<FdHandler>> by_token_;
+    uint64_t next_token_ = 1;
     std::multimap<Clock::time_point, std::pair<TimerId, TimerHandler>> timers_;
     std::unordered_map<TimerId, Clock::time_point> timer_deadline_;
     TimerId next_timer_ = 1;
