@@ -277,10 +277,10 @@ class LibraryIndex:
     def closure(self, roots):
         """Walk DT_NEEDED from root ELF files. Returns ({soname: (pkg, dest, src)}, missing, interps)."""
         found, missing, interps = {}, {}, set()
-        todo = [(r, None) for r in roots]
+        todo = list(roots)
         seen = set()
         while todo:
-            path, _ = todo.pop()
+            path = todo.pop()
             if path in seen:
                 continue
             seen.add(path)
@@ -297,7 +297,7 @@ class LibraryIndex:
                     missing.setdefault(so, path)
                     continue
                 found[so] = hit
-                todo.append((hit[2], None))
+                todo.append(hit[2])
         return found, missing, interps
 
 

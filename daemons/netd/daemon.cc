@@ -75,10 +75,10 @@ Status Daemon::apply(const Config& c) {
     lan_ifname_ = lan->name;
     facts_.lan_mtu = lan->mtu ? lan->mtu : 1500;
 
-    std::vector<GeneratedService> wanted = {dnsmasq_service(c, facts_, opts_.run_dir),
-                                            radvd_service(c, facts_, opts_.run_dir), ntpd_service(c, facts_)};
+    std::vector<GeneratedService> wanted = {dnsmasq_service(c, facts_, opts_.run_dir), ntpd_service(c, facts_)};
+    // Without a prefix radvd has nothing to announce.
+    if (!c.lan.ipv6_prefixes.empty()) wanted.push_back(radvd_service(c, facts_, opts_.run_dir));
     if (c.ssh.enabled) wanted.push_back(sshd_service(c, facts_, opts_.run_dir));
-    if (c.lan.ipv6_prefixes.empty()) wanted.erase(wanted.begin() + 1);  // radvd has nothing to announce
 
     std::set<std::string> names;
     for (auto& g : wanted) {

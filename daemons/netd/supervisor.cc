@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstring>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 namespace netd {
@@ -54,7 +55,10 @@ std::string real_path(const std::string& p) {
 }  // namespace
 
 Supervisor::Supervisor(EventLoop& loop, Options opts) : loop_(loop), opts_(std::move(opts)) {
-    mkdir(opts_.state_dir.c_str(), 0700);
+    std::error_code ec;
+    std::filesystem::create_directories(opts_.state_dir, ec);
+    if (ec) syslog(LOG_ERR, "cannot create %s: %s", opts_.state_dir.c_str(), ec.message().c_str());
+    chmod(opts_.state_dir.c_str(), 0700);
 }
 
 Supervisor::~Supervisor() { abandon_all(); }

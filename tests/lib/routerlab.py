@@ -57,7 +57,6 @@ class Lab:
 
     def destroy(self):
         for ns in (self.wire, self.isp, self.lan):
-            subprocess.run(["ip", "netns", "pids", ns], capture_output=True)
             pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
             for pid in pids:
                 try:
@@ -76,10 +75,10 @@ class Lab:
                 "-device", f"virtio-net-pci,netdev=lan,mac={LAN_MAC}"]
 
 
-def qemu_command(artifacts, data_img, lab=None, mem=256, extra_append="", serial="stdio"):
+def qemu_command(artifacts, data_img, lab=None, mem=256, serial="stdio"):
     """The QEMU command line that boots the image: our kernel, the squashfs root read-only,
     the data disk read-write, a virtio RNG so first-boot key generation never stalls."""
-    append = f"root=/dev/vda ro rootfstype=squashfs console=ttyS0,115200 panic=-1 {extra_append}".strip()
+    append = "root=/dev/vda ro rootfstype=squashfs console=ttyS0,115200 panic=-1"
     cmd = (lab.qemu_prefix() if lab else []) + [
         "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64,+rdrand", "-m", str(mem),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
