@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -291,7 +292,122 @@ void read_ssh(Reader& r, const toml::table& t, Config& c) {
     if (auto v = r.boolean(t, "allow_wan", "ssh.allow_wan")) c.ssh.allow_wan = *v;
 }
 
+std::optional<Proto> parse_proto(const std::string& s) {
+    if (s == "tcp") return Proto::tcp;
+    if (s == "udp") return Proto::udp;
+    return std::nullopt;
+}
+
+// [firewall]: openings from outside and a blocklist. Checked against [lan] (hosts must be on
+// it) and [ssh] (a forward must not shadow the router's own SSH).
+void read_firewall(Reader& r, const toml::table& t, Config& c) {
+    r.only_keys(t, "[firewall]", {"open6", "forward4", "blocklist"});
+    auto& fw = c.firewall;
+    r.strings(t, "blocklist", "firewall.blocklist", [&](const std::string& s, const toml::node* n) {
+        if (auto p4 = Ipv4Cidr::parse(s)) {
+            if (p4->addr != p4->network())
+                r.error(n, "firewall.blocklist: " + s + " has host bits set past its length");
+            else
+                fw.blocklist4.push_back(*p4);
+        } else if (auto p6 = Ipv6Prefix::parse(s)) {
+            fw.blocklist6.push_back(*p6);
+        } else if (auto a4 = Ipv4Addr::parse(s)) {
+            fw.blocklist4.push_back({*a4, 32});
+        } else if (auto a6 = Ipv6Addr::parse(s)) {
+            fw.blocklist6.push_back({*a6, 128});
+        } else {
+            r.error(n, "firewall.blocklist: '" + s + "' is not an IPv4 or IPv6 address or prefix");
+        }
+    });
+    auto tables = [&](const char* key, const std::string& name, auto&& each) {
+        const toml::node* n = r.node(t, key);
+        if (!n) return;
+        if (!n->is_array_of_tables()) {
+            r.error(n, name + ": expected [[" + name + "]] tables");
+            return;
+        }
+        for (auto&& el : *n->as_array()) each(*el.as_table());
+    };
+    auto proto_port = [&](const toml::table& h, const std::string& name, Proto& proto, uint16_t& port) {
+        bool ok = true;
+        if (auto p = r.string(h, "proto", name + ".proto", false)) {
+            if (auto pp = parse_proto(*p))
+                proto = *pp;
+            else {
+                r.error(r.node(h, "proto"), name + ".proto: '" + *p + "' is not tcp or udp");
+                ok = false;
+            }
+        }
+        if (auto v = r.integer(h, "port", name + ".port", 1, 65535))
+            port = static_cast<uint16_t>(*v);
+        else
+            ok = false;
+        return ok;
+    };
+    tables("open6", "firewall.open6", [&](const toml::table& h) {
+        r.only_keys(h, "[[firewall.open6]]", {"host", "proto", "port"});
+        Open6 o;
+        bool ok = proto_port(h, "firewall.open6", o.proto, o.port);
+        if (!r.node(h, "port")) {
+            r.error(&h, "firewall.open6: 'port' is required");
+            ok = false;
+        }
+        auto host = r.string(h, "host", "firewall.open6.host", true);
+        if (!host) return;
+        auto a = Ipv6Addr::parse(*host);
+        bool on_lan = false;
+        for (auto& p : c.lan.ipv6_prefixes)
+            // LAN prefixes are /64s: the host is on one when its first 8 bytes match.
+            if (a && std::equal(p.addr.bytes.begin(), p.addr.bytes.begin() + 8, a->bytes.begin())) on_lan = true;
+        if (!a || !on_lan) {
+            r.error(r.node(h, "host"), "firewall.open6.host: '" + *host + "' is not an address in a [lan] ipv6_prefixes prefix");
+            return;
+        }
+        o.host = *a;
+        for (auto& x : fw.open6)
+            if (x == o) {
+                r.error(&h, "firewall.open6: " + *host + " " + to_string(o.proto) + "/" + std::to_string(o.port) +
+                                " is listed twice");
+                return;
+            }
+        if (ok) fw.open6.push_back(o);
+    });
+    tables("forward4", "firewall.forward4", [&](const toml::table& h) {
+        r.only_keys(h, "[[firewall.forward4]]", {"proto", "port", "to", "to_port"});
+        Forward4 f;
+        bool ok = proto_port(h, "firewall.forward4", f.proto, f.port);
+        if (!r.node(h, "port")) {
+            r.error(&h, "firewall.forward4: 'port' is required");
+            ok = false;
+        }
+        f.to_port = f.port;
+        if (auto v = r.integer(h, "to_port", "firewall.forward4.to_port", 1, 65535)) f.to_port = static_cast<uint16_t>(*v);
+        auto to = r.string(h, "to", "firewall.forward4.to", true);
+        if (!to) return;
+        auto a = Ipv4Addr::parse(*to);
+        if (!a || !c.lan.ipv4.contains(*a) || *a == c.lan.ipv4.addr) {
+            r.error(r.node(h, "to"), "firewall.forward4.to: '" + *to + "' is not a host address in the LAN subnet");
+            return;
+        }
+        f.to = *a;
+        for (auto& x : fw.forward4)
+            if (x.proto == f.proto && x.port == f.port) {
+                r.error(&h, std::string("firewall.forward4: ") + to_string(f.proto) + " port " + std::to_string(f.port) +
+                                " is forwarded twice");
+                return;
+            }
+        if (c.ssh.enabled && c.ssh.allow_wan && f.proto == Proto::tcp && f.port == c.ssh.port) {
+            r.error(&h, "firewall.forward4: tcp port " + std::to_string(f.port) +
+                            " is the router's own SSH port, open on WAN ([ssh] allow_wan)");
+            return;
+        }
+        if (ok) fw.forward4.push_back(f);
+    });
+}
+
 }  // namespace
+
+const char* to_string(Proto p) { return p == Proto::tcp ? "tcp" : "udp"; }
 
 std::string InterfaceRef::describe() const {
     if (mac && !device.empty()) return device + " (" + mac->str() + ")";
@@ -341,7 +457,7 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     Reader r(path, res.errors);
     Config c;
     c.path = path;
-    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh"});
+    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall"});
     if (auto* t = r.table(root, "lan", "lan", true)) read_lan(r, *t, c);
     if (auto* t = r.table(root, "wan", "wan", true)) {
         r.only_keys(*t, "[wan]", {"device", "mac"});
@@ -350,6 +466,8 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     if (auto* t = r.table(root, "dns", "dns", false)) read_dns(r, *t, c);
     if (auto* t = r.table(root, "ntp", "ntp", false)) read_ntp(r, *t, c);
     if (auto* t = r.table(root, "ssh", "ssh", false)) read_ssh(r, *t, c);
+    // After [lan] and [ssh]: openings are checked against both.
+    if (auto* t = r.table(root, "firewall", "firewall", false)) read_firewall(r, *t, c);
 
     if (res.errors.empty()) {
         const auto& a = c.lan.interface;

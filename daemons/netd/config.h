@@ -71,6 +71,34 @@ struct SshConfig {
     bool operator==(const SshConfig&) const = default;
 };
 
+enum class Proto { tcp, udp };
+const char* to_string(Proto p);
+
+// An opening from outside (WAN, tunnel) to one IPv6 host on the LAN.
+struct Open6 {
+    Ipv6Addr host;
+    Proto proto = Proto::tcp;
+    uint16_t port = 0;
+    bool operator==(const Open6&) const = default;
+};
+
+// An IPv4 port forward (DNAT) from the WAN address to a LAN host.
+struct Forward4 {
+    Proto proto = Proto::tcp;
+    uint16_t port = 0;      // on the WAN address
+    Ipv4Addr to;            // LAN host
+    uint16_t to_port = 0;   // on the LAN host
+    bool operator==(const Forward4&) const = default;
+};
+
+struct FirewallConfig {
+    std::vector<Open6> open6;
+    std::vector<Forward4> forward4;
+    std::vector<Ipv4Cidr> blocklist4;    // no forwarding to or from these, no input from them
+    std::vector<Ipv6Prefix> blocklist6;
+    bool operator==(const FirewallConfig&) const = default;
+};
+
 struct Config {
     std::string path;  // where it was read from, for messages
     LanConfig lan;
@@ -78,6 +106,7 @@ struct Config {
     DnsConfig dns;
     NtpConfig ntp;
     SshConfig ssh;
+    FirewallConfig firewall;
 };
 
 struct ConfigError {

@@ -1,0 +1,491 @@
+// The policy (see firewall.h and ../shared/PROTOCOLS.md "Firewall essentials"): RFC 4890 for
+// ICMPv6, OpenWrt firewall4's defaults for the rest.
+#include "firewall.h"
+
+#include <netinet/in.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <net/if.h>
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+namespace netd {
+namespace nft {
+namespace {
+
+// nft's datatype ids (nftables include/datatype.h), so listings print names.
+constexpr uint32_t kTypeIpAddr = 7, kTypeIp6Addr = 8, kTypeIcmpType = 14, kTypeIcmp6Type = 29;
+
+// conntrack state bits as nft's ct state uses them
+constexpr uint32_t kCtInvalid = 1, kCtEstablished = 2, kCtRelated = 4, kCtNew = 8;
+constexpr uint32_t kIpsDstNat = 1u << 5;  // IPS_DST_NAT
+
+std::vector<uint8_t> u8(uint8_t v) { return {v}; }
+std::vector<uint8_t> be16(uint16_t v) { return {static_cast<uint8_t>(v >> 8), static_cast<uint8_t>(v)}; }
+std::vector<uint8_t> host32(uint32_t v) {
+    std::vector<uint8_t> b(4);
+    std::memcpy(b.data(), &v, 4);
+    return b;
+}
+std::vector<uint8_t> be32(uint32_t v) {
+    return {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8),
+            static_cast<uint8_t>(v)};
+}
+std::vector<uint8_t> ifname_bytes(const std::string& n) {
+    std::vector<uint8_t> b(IFNAMSIZ, 0);
+    std::memcpy(b.data(), n.data(), std::min(n.size(), size_t{IFNAMSIZ - 1}));
+    return b;
+}
+
+Expr mk(Expr::Kind kind, uint32_t key = 0) {
+    Expr e;
+    e.kind = kind;
+    e.key = key;
+    return e;
+}
+
+struct IcmpName {
+    uint8_t type;
+    const char* name;
+};
+
+// Builds one rule's text and expressions together, adding the protocol dependencies exactly as
+// nft does for the same text (meta nfproto in inet tables, meta l4proto before transport
+// header fields), once per rule.
+class RuleBuilder {
+public:
+    RuleBuilder(Family fam, uint32_t& next_set_id) : fam_(fam), next_set_id_(next_set_id) {}
+
+    RuleBuilder& iifname(const std::string& n) { return meta_name(NFT_META_IIFNAME, "iifname", n); }
+    RuleBuilder& oifname(const std::string& n) { return meta_name(NFT_META_OIFNAME, "oifname", n); }
+
+    RuleBuilder& ct_state(uint32_t mask, const std::string& text) {
+        word("ct state " + text);
+        ct_bits(NFT_CT_STATE, mask);
+        return *this;
+    }
+    RuleBuilder& ct_status_dnat() {
+        word("ct status dnat");
+        ct_bits(NFT_CT_STATUS, kIpsDstNat);
+        return *this;
+    }
+
+    RuleBuilder& icmp6_types(const std::vector<IcmpName>& types) {
+        nfproto(NFPROTO_IPV6);
+        l4proto(IPPROTO_ICMPV6);
+        return icmp_lookup("icmpv6 type", kTypeIcmp6Type, types);
+    }
+    RuleBuilder& icmp_types(const std::vector<IcmpName>& types) {
+        nfproto(NFPROTO_IPV4);
+        l4proto(IPPROTO_ICMP);
+        return icmp_lookup("icmp type", kTypeIcmpType, types);
+    }
+    RuleBuilder& ip6_hoplimit(uint8_t v) {
+        word("ip6 hoplimit " + std::to_string(v));
+        nfproto(NFPROTO_IPV6);
+        payload_cmp(NFT_PAYLOAD_NETWORK_HEADER, 7, u8(v));
+        return *this;
+    }
+    // ip6 saddr/daddr PREFIX (or a single address for len 128)
+    RuleBuilder& ip6_addr(bool source, const Ipv6Addr& a, unsigned len) {
+        std::string t = std::string("ip6 ") + (source ? "saddr " : "daddr ") + a.str();
+        if (len < 128) t += "/" + std::to_string(len);
+        word(t);
+        nfproto(NFPROTO_IPV6);
+        std::vector<uint8_t> d(a.bytes.begin(), a.bytes.end());
+        payload_load(NFT_PAYLOAD_NETWORK_HEADER, source ? 8 : 24, 16);
+        if (len < 128) {
+            std::vector<uint8_t> mask(16, 0);
+            for (unsigned bit = 0; bit < len; ++bit) mask[bit / 8] |= static_cast<uint8_t>(0x80 >> (bit % 8));
+            bitwise(mask);
+        }
+        cmp(NFT_CMP_EQ, d);
+        return *this;
+    }
+    RuleBuilder& ip_saddr(const Ipv4Addr& a) {
+        word("ip saddr " + a.str());
+        if (fam_ == Family::inet) nfproto(NFPROTO_IPV4);
+        payload_cmp(NFT_PAYLOAD_NETWORK_HEADER, 12, be32(a.host_order));
+        return *this;
+    }
+    RuleBuilder& ip_protocol(uint8_t p) {
+        word("ip protocol " + std::to_string(p));
+        if (fam_ == Family::inet) nfproto(NFPROTO_IPV4);
+        payload_cmp(NFT_PAYLOAD_NETWORK_HEADER, 9, u8(p));
+        return *this;
+    }
+    RuleBuilder& in_set(bool ipv6, bool source, const std::string& set, uint32_t set_id) {
+        word(std::string(ipv6 ? "ip6 " : "ip ") + (source ? "saddr" : "daddr") + " @" + set);
+        if (fam_ == Family::inet) nfproto(ipv6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+        if (ipv6)
+            payload_load(NFT_PAYLOAD_NETWORK_HEADER, source ? 8 : 24, 16);
+        else
+            payload_load(NFT_PAYLOAD_NETWORK_HEADER, source ? 12 : 16, 4);
+        Expr e = mk(Expr::Kind::lookup);
+        e.set = set;
+        e.set_id = set_id;
+        exprs_.push_back(e);
+        return *this;
+    }
+    RuleBuilder& dport(Proto p, uint16_t port) {
+        word(std::string(to_string(p)) + " dport " + std::to_string(port));
+        l4proto(p == Proto::tcp ? IPPROTO_TCP : IPPROTO_UDP);
+        payload_cmp(NFT_PAYLOAD_TRANSPORT_HEADER, 2, be16(port));
+        return *this;
+    }
+    // "udp sport A udp dport B": nft merges the two adjacent fields into one 4-byte load.
+    RuleBuilder& udp_ports(uint16_t sport, uint16_t dport) {
+        word("udp sport " + std::to_string(sport) + " udp dport " + std::to_string(dport));
+        l4proto(IPPROTO_UDP);
+        auto d = be16(sport);
+        auto d2 = be16(dport);
+        d.insert(d.end(), d2.begin(), d2.end());
+        payload_cmp(NFT_PAYLOAD_TRANSPORT_HEADER, 0, d);
+        return *this;
+    }
+    RuleBuilder& limit_per_minute(uint64_t rate, uint32_t burst) {
+        word("limit rate " + std::to_string(rate) + "/minute burst " + std::to_string(burst) + " packets");
+        Expr e = mk(Expr::Kind::limit);
+        e.rate = rate;
+        e.unit = 60;
+        e.burst = burst;
+        exprs_.push_back(e);
+        return *this;
+    }
+    // tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu
+    RuleBuilder& clamp_mss() {
+        word("tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu");
+        l4proto(IPPROTO_TCP);
+        payload_load(NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1);
+        bitwise(u8(0x06));
+        cmp(NFT_CMP_EQ, u8(0x02));
+        exprs_.push_back(mk(Expr::Kind::rt_tcpmss));
+        exprs_.push_back(mk(Expr::Kind::hton16));
+        exprs_.push_back(mk(Expr::Kind::mss_write));
+        return *this;
+    }
+    RuleBuilder& dnat(const Ipv4Addr& to, uint16_t port) {
+        word("dnat to " + to.str() + ":" + std::to_string(port));
+        Expr a = mk(Expr::Kind::immediate);
+        a.reg = 1;
+        a.data = be32(to.host_order);
+        Expr p = mk(Expr::Kind::immediate);
+        p.reg = 2;
+        p.data = be16(port);
+        exprs_.push_back(a);
+        exprs_.push_back(p);
+        exprs_.push_back(mk(Expr::Kind::dnat4));
+        return *this;
+    }
+    RuleBuilder& masquerade() {
+        word("masquerade");
+        exprs_.push_back(mk(Expr::Kind::masq));
+        return *this;
+    }
+    Rule accept() { return verdict(NF_ACCEPT, "accept"); }
+    Rule drop() { return verdict(NF_DROP, "drop"); }
+    Rule statement_only() { return finish(); }
+
+private:
+    RuleBuilder& meta_name(uint32_t key, const char* kw, const std::string& n) {
+        word(std::string(kw) + " \"" + n + "\"");
+        Expr e = mk(Expr::Kind::meta, key);
+        exprs_.push_back(e);
+        cmp(NFT_CMP_EQ, ifname_bytes(n));
+        return *this;
+    }
+    void ct_bits(uint32_t key, uint32_t mask) {
+        exprs_.push_back(mk(Expr::Kind::ct, key));
+        bitwise(host32(mask));
+        cmp(NFT_CMP_NEQ, host32(0));
+    }
+    void nfproto(uint8_t p) {
+        if (fam_ != Family::inet || nfproto_) return;
+        nfproto_ = true;
+        exprs_.push_back(mk(Expr::Kind::meta, NFT_META_NFPROTO));
+        cmp(NFT_CMP_EQ, u8(p));
+    }
+    void l4proto(uint8_t p) {
+        if (l4proto_) return;
+        l4proto_ = true;
+        exprs_.push_back(mk(Expr::Kind::meta, NFT_META_L4PROTO));
+        cmp(NFT_CMP_EQ, u8(p));
+    }
+    RuleBuilder& icmp_lookup(const char* kw, uint32_t key_type, const std::vector<IcmpName>& types) {
+        std::string t = std::string(kw) + " ";
+        payload_load(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+        if (types.size() == 1) {
+            word(t + types[0].name);
+            cmp(NFT_CMP_EQ, u8(types[0].type));
+            return *this;
+        }
+        AnonSet s;
+        s.id = next_set_id_++;
+        s.key_type = key_type;
+        s.key_len = 1;
+        t += "{ ";
+        for (size_t i = 0; i < types.size(); ++i) {
+            t += (i ? ", " : "") + std::string(types[i].name);
+            s.elements.push_back(u8(types[i].type));
+        }
+        word(t + " }");
+        Expr e = mk(Expr::Kind::lookup);
+        e.set = "__set%d";
+        e.set_id = s.id;
+        exprs_.push_back(e);
+        anon_.push_back(std::move(s));
+        return *this;
+    }
+    void payload_load(uint32_t base, uint32_t offset, uint32_t len) {
+        Expr e = mk(Expr::Kind::payload, base);
+        e.offset = offset;
+        e.len = len;
+        exprs_.push_back(e);
+    }
+    void payload_cmp(uint32_t base, uint32_t offset, std::vector<uint8_t> value) {
+        payload_load(base, offset, static_cast<uint32_t>(value.size()));
+        cmp(NFT_CMP_EQ, std::move(value));
+    }
+    void bitwise(std::vector<uint8_t> mask) {
+        Expr e = mk(Expr::Kind::bitwise);
+        e.len = static_cast<uint32_t>(mask.size());
+        e.mask = std::move(mask);
+        exprs_.push_back(e);
+    }
+    void cmp(uint32_t op, std::vector<uint8_t> data) {
+        Expr e = mk(Expr::Kind::cmp, op);
+        e.data = std::move(data);
+        exprs_.push_back(e);
+    }
+    void word(const std::string& w) { text_ += (text_.empty() ? "" : " ") + w; }
+    Rule verdict(uint32_t v, const char* name) {
+        word(name);
+        exprs_.push_back(mk(Expr::Kind::verdict, v));
+        return finish();
+    }
+    Rule finish() { return Rule{text_, std::move(exprs_), std::move(anon_)}; }
+
+    Family fam_;
+    uint32_t& next_set_id_;
+    bool nfproto_ = false, l4proto_ = false;
+    std::string text_;
+    std::vector<Expr> exprs_;
+    std::vector<AnonSet> anon_;
+};
+
+// RFC 4890 4.4 (to the router) and 4.3 (forwarded): error messages and echo.
+const std::vector<IcmpName> kIcmp6Basic = {{1, "destination-unreachable"}, {2, "packet-too-big"},
+                                           {3, "time-exceeded"},           {4, "parameter-problem"},
+                                           {128, "echo-request"},          {129, "echo-reply"}};
+// Neighbour discovery, accepted with hop limit 255 only (it then cannot come from off-link).
+const std::vector<IcmpName> kIcmp6Nd = {{133, "nd-router-solicit"},
+                                        {134, "nd-router-advert"},
+                                        {135, "nd-neighbor-solicit"},
+                                        {136, "nd-neighbor-advert"}};
+// MLD, from link-local sources only.
+const std::vector<IcmpName> kIcmp6Mld = {{130, "mld-listener-query"},
+                                         {131, "mld-listener-report"},
+                                         {132, "mld-listener-done"},
+                                         {143, "mld2-listener-report"}};
+
+std::string addr_text(const std::vector<uint8_t>& a) {
+    if (a.size() == 4) return Ipv4Addr{(uint32_t{a[0]} << 24) | (a[1] << 16) | (a[2] << 8) | a[3]}.str();
+    Ipv6Addr x;
+    std::copy(a.begin(), a.end(), x.bytes.begin());
+    return x.str();
+}
+
+// a - 1 (a != 0) and a + 1 with carry; false on overflow.
+bool increment(std::vector<uint8_t>& a) {
+    for (size_t i = a.size(); i-- > 0;)
+        if (++a[i] != 0) return true;
+    return false;
+}
+std::vector<uint8_t> decrement(std::vector<uint8_t> a) {
+    for (size_t i = a.size(); i-- > 0;)
+        if (a[i]-- != 0) break;
+    return a;
+}
+
+// The nft text of an interval: a prefix when it is one, else first-last.
+std::string interval_text(const Interval& iv) {
+    size_t bits = iv.start.size() * 8;
+    auto last = iv.end ? decrement(*iv.end) : std::vector<uint8_t>(iv.start.size(), 0xff);
+    // The longest prefix len such that start has zero host bits and last has all-ones host bits.
+    for (unsigned len = 0; len <= bits; ++len) {
+        bool ok = true;
+        for (unsigned bit = len; bit < bits && ok; ++bit) {
+            bool s = iv.start[bit / 8] & (0x80 >> (bit % 8));
+            bool l = last[bit / 8] & (0x80 >> (bit % 8));
+            ok = !s && l;
+        }
+        bool same_prefix = true;
+        for (unsigned bit = 0; bit < len && same_prefix; ++bit)
+            same_prefix = ((iv.start[bit / 8] ^ last[bit / 8]) & (0x80 >> (bit % 8))) == 0;
+        if (ok && same_prefix) return len == bits ? addr_text(iv.start) : addr_text(iv.start) + "/" + std::to_string(len);
+    }
+    return addr_text(iv.start) + "-" + addr_text(last);
+}
+
+Set make_set(const std::string& name, uint32_t id, bool ipv6,
+             const std::vector<std::pair<std::vector<uint8_t>, unsigned>>& prefixes) {
+    Set s{name, id, ipv6, merge_prefixes(prefixes), {}};
+    for (auto& iv : s.intervals) s.elements.push_back(interval_text(iv));
+    return s;
+}
+
+}  // namespace
+
+std::vector<Interval> merge_prefixes(const std::vector<std::pair<std::vector<uint8_t>, unsigned>>& prefixes) {
+    std::vector<Interval> ivs;
+    for (auto& [addr, len] : prefixes) {
+        Interval iv;
+        iv.start = addr;
+        size_t bits = addr.size() * 8;
+        for (size_t bit = len; bit < bits; ++bit) iv.start[bit / 8] &= static_cast<uint8_t>(~(0x80 >> (bit % 8)));
+        auto last = iv.start;
+        for (size_t bit = len; bit < bits; ++bit) last[bit / 8] |= static_cast<uint8_t>(0x80 >> (bit % 8));
+        if (increment(last)) iv.end = last;
+        ivs.push_back(std::move(iv));
+    }
+    std::sort(ivs.begin(), ivs.end(), [](const Interval& a, const Interval& b) { return a.start < b.start; });
+    std::vector<Interval> out;
+    for (auto& iv : ivs) {
+        // Overlapping or adjacent: extend the previous interval (an interval set cannot hold both).
+        if (!out.empty() && (!out.back().end || iv.start <= *out.back().end)) {
+            auto& prev = out.back();
+            if (prev.end && (!iv.end || *iv.end > *prev.end)) prev.end = iv.end;
+            continue;
+        }
+        out.push_back(std::move(iv));
+    }
+    return out;
+}
+
+}  // namespace nft
+
+FirewallInputs firewall_inputs(const Config& c, const std::string& lan_if, const std::string& wan_if) {
+    FirewallInputs in;
+    in.lan_if = lan_if;
+    in.wan_if = wan_if;
+    in.ssh_enabled = c.ssh.enabled;
+    in.ssh_port = c.ssh.port;
+    in.ssh_wan = c.ssh.enabled && c.ssh.allow_wan;
+    in.fw = c.firewall;
+    return in;
+}
+
+nft::Ruleset build_ruleset(const FirewallInputs& in) {
+    using namespace nft;
+    uint32_t set_id = 1;
+    auto rb = [&](Family f = Family::inet) { return RuleBuilder(f, set_id); };
+    const uint32_t kBlock4Id = set_id++, kBlock6Id = set_id++;
+
+    Table filter{Family::inet, kFilterTable, {}, {}};
+    std::vector<std::pair<std::vector<uint8_t>, unsigned>> p4, p6;
+    for (auto& p : in.fw.blocklist4) p4.push_back({be32(p.addr.host_order), p.len});
+    for (auto& p : in.fw.blocklist6) p6.push_back({{p.addr.bytes.begin(), p.addr.bytes.end()}, p.len});
+    filter.sets.push_back(make_set("blocklist4", kBlock4Id, false, p4));
+    filter.sets.push_back(make_set("blocklist6", kBlock6Id, true, p6));
+
+    // The outside: the WAN link and, when there is one, the tunnel.
+    std::vector<std::string> outside = {in.wan_if};
+    if (!in.tunnel_if.empty()) outside.push_back(in.tunnel_if);
+
+    Chain input{"input", "filter", NF_INET_LOCAL_IN, 0, "filter", true, {}};
+    auto& ir = input.rules;
+    ir.push_back(rb().iifname("lo").accept());
+    ir.push_back(rb().in_set(false, true, "blocklist4", kBlock4Id).drop());
+    ir.push_back(rb().in_set(true, true, "blocklist6", kBlock6Id).drop());
+    ir.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
+    ir.push_back(rb().ct_state(kCtInvalid, "invalid").drop());
+    // The LAN reaches every service of the router (DNS, DHCP, NTP, SSH).
+    ir.push_back(rb().iifname(in.lan_if).accept());
+    ir.push_back(rb().icmp6_types(kIcmp6Basic).accept());
+    ir.push_back(rb().icmp6_types(kIcmp6Nd).ip6_hoplimit(255).accept());
+    ir.push_back(rb().icmp6_types(kIcmp6Mld).ip6_addr(true, *Ipv6Addr::parse("fe80::"), 10).accept());
+    // Tunnel brokers check that the endpoint answers pings.
+    ir.push_back(rb().icmp_types({{8, "echo-request"}}).accept());
+    // DHCP replies to udhcpc (renewals use a normal UDP socket).
+    ir.push_back(rb().iifname(in.wan_if).udp_ports(67, 68).accept());
+    if (in.tunnel_peer)
+        ir.push_back(rb().iifname(in.wan_if).ip_saddr(*in.tunnel_peer).ip_protocol(IPPROTO_IPV6).accept());
+    if (in.ssh_wan)
+        for (auto& o : outside)
+            ir.push_back(
+                rb().iifname(o).dport(Proto::tcp, in.ssh_port).ct_state(kCtNew, "new").limit_per_minute(10, 5).accept());
+
+    // MSS clamping comes before any verdict of the forward hook, at mangle priority.
+    Chain mss{"mss_clamp", "filter", NF_INET_FORWARD, -150, "mangle", false, {}};
+    mss.rules.push_back(rb().clamp_mss().statement_only());
+
+    Chain forward{"forward", "filter", NF_INET_FORWARD, 0, "filter", true, {}};
+    auto& fr = forward.rules;
+    fr.push_back(rb().in_set(false, true, "blocklist4", kBlock4Id).drop());
+    fr.push_back(rb().in_set(false, false, "blocklist4", kBlock4Id).drop());
+    fr.push_back(rb().in_set(true, true, "blocklist6", kBlock6Id).drop());
+    fr.push_back(rb().in_set(true, false, "blocklist6", kBlock6Id).drop());
+    fr.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
+    fr.push_back(rb().ct_state(kCtInvalid, "invalid").drop());
+    for (auto& o : outside) fr.push_back(rb().iifname(in.lan_if).oifname(o).accept());
+    fr.push_back(rb().icmp6_types(kIcmp6Basic).accept());
+    for (auto& o : in.fw.open6)
+        fr.push_back(rb().oifname(in.lan_if).ip6_addr(false, o.host, 128).dport(o.proto, o.port).accept());
+    if (!in.fw.forward4.empty())
+        fr.push_back(rb().iifname(in.wan_if).oifname(in.lan_if).ct_status_dnat().accept());
+
+    filter.chains = {std::move(input), std::move(mss), std::move(forward)};
+
+    Table nat{Family::ip, kNatTable, {}, {}};
+    Chain pre{"prerouting", "nat", NF_INET_PRE_ROUTING, -100, "dstnat", false, {}};
+    for (auto& f : in.fw.forward4)
+        pre.rules.push_back(rb(Family::ip).iifname(in.wan_if).dport(f.proto, f.port).dnat(f.to, f.to_port).statement_only());
+    Chain post{"postrouting", "nat", NF_INET_POST_ROUTING, 100, "srcnat", false, {}};
+    post.rules.push_back(rb(Family::ip).oifname(in.wan_if).masquerade().statement_only());
+    nat.chains = {std::move(pre), std::move(post)};
+
+    return Ruleset{{std::move(filter), std::move(nat)}};
+}
+
+std::string render_nft(const nft::Ruleset& r) {
+    std::ostringstream o;
+    o << "# netd's ruleset: replaces netd's tables in one transaction.\n";
+    auto fam = [](nft::Family f) { return f == nft::Family::inet ? "inet" : "ip"; };
+    for (auto& t : r.tables) {
+        o << "table " << fam(t.family) << " " << t.name << "\n";
+        o << "delete table " << fam(t.family) << " " << t.name << "\n";
+    }
+    for (auto& t : r.tables) {
+        o << "table " << fam(t.family) << " " << t.name << " {\n";
+        for (auto& s : t.sets) {
+            o << "\tset " << s.name << " {\n\t\ttype " << (s.ipv6 ? "ipv6_addr" : "ipv4_addr")
+              << "\n\t\tflags interval\n";
+            if (!s.elements.empty()) {
+                o << "\t\telements = { ";
+                for (size_t i = 0; i < s.elements.size(); ++i) o << (i ? ",\n\t\t\t     " : "") << s.elements[i];
+                o << " }\n";
+            }
+            o << "\t}\n\n";
+        }
+        for (size_t i = 0; i < t.chains.size(); ++i) {
+            auto& c = t.chains[i];
+            o << "\tchain " << c.name << " {\n\t\ttype " << c.type << " hook ";
+            switch (c.hook) {
+                case NF_INET_PRE_ROUTING: o << "prerouting"; break;
+                case NF_INET_LOCAL_IN: o << "input"; break;
+                case NF_INET_FORWARD: o << "forward"; break;
+                case NF_INET_LOCAL_OUT: o << "output"; break;
+                default: o << "postrouting"; break;
+            }
+            o << " priority " << c.priority_text << "; policy " << (c.policy_drop ? "drop" : "accept") << ";\n";
+            for (auto& rule : c.rules) o << "\t\t" << rule.text << "\n";
+            o << "\t}\n" << (i + 1 < t.chains.size() ? "\n" : "");
+        }
+        o << "}\n";
+    }
+    return o.str();
+}
+
+}  // namespace netd

@@ -1,0 +1,145 @@
+// The router's netfilter policy: a ruleset model built from the config and the run-time facts
+// (interface names, tunnel peer), rendered two ways from the same data:
+//   - nft syntax (render_nft), for golden tests, `netctl firewall` and `nft -f`;
+//   - one nftables transaction through libnftnl + libmnl (load_ruleset): netd's tables are
+//     added, deleted and recreated inside a single batch, so the kernel swaps the whole policy
+//     atomically and a failure leaves the previous policy in place.
+// Each rule carries both its text and the kernel expressions it compiles to (the same ones
+// `nft --debug=netlink` prints for that text); tests/netns/test_firewall_equivalence.py checks
+// that the two load into identical kernel state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "net_types.h"
+#include "unique_fd.h"
+
+namespace netd {
+
+namespace nft {
+
+enum class Family : uint8_t { inet = 1, ip = 2 };  // NFPROTO_INET, NFPROTO_IPV4
+
+// One kernel expression (see nft --debug=netlink). Register 1 is used throughout; the
+// verdict register is 0.
+struct Expr {
+    enum class Kind {
+        meta,       // key -> reg
+        ct,         // key -> reg
+        payload,    // base, offset, len -> reg
+        cmp,        // op, data
+        bitwise,    // len, mask (xor 0)
+        lookup,     // set name, set id
+        immediate,  // data -> reg
+        verdict,    // key = NF_ACCEPT / NF_DROP
+        limit,      // rate / unit seconds, burst, packets
+        rt_tcpmss,  // route MTU derived MSS -> reg
+        hton16,     // byteorder hton, 2 bytes
+        mss_write,  // exthdr write tcp option maxseg from reg
+        dnat4,      // addr reg 1, port reg 2
+        masq,
+    };
+    Kind kind = Kind::meta;
+    uint32_t key = 0;
+    uint32_t reg = 1;
+    uint32_t offset = 0, len = 0;
+    std::vector<uint8_t> data, mask;
+    std::string set;
+    uint32_t set_id = 0;
+    uint64_t rate = 0, unit = 0;
+    uint32_t burst = 0;
+};
+
+// An anonymous constant set ("{ echo-request, ... }") used by one rule.
+struct AnonSet {
+    uint32_t id = 0;
+    uint32_t key_type = 0;  // nft datatype id (so `nft list` prints names, not numbers)
+    uint32_t key_len = 0;
+    std::vector<std::vector<uint8_t>> elements;
+};
+
+struct Rule {
+    std::string text;
+    std::vector<Expr> exprs;
+    std::vector<AnonSet> anon_sets;
+};
+
+// A half-open address range [start, end); no end means "to the top of the address space".
+struct Interval {
+    std::vector<uint8_t> start;
+    std::optional<std::vector<uint8_t>> end;
+};
+
+// A named interval set of addresses (the blocklists).
+struct Set {
+    std::string name;
+    uint32_t id = 0;
+    bool ipv6 = false;
+    std::vector<Interval> intervals;      // sorted, disjoint, not adjacent
+    std::vector<std::string> elements;    // the same, as nft text
+};
+
+struct Chain {
+    std::string name;
+    std::string type;       // "filter" or "nat"
+    uint32_t hook = 0;      // NF_INET_*
+    int32_t priority = 0;
+    std::string priority_text;
+    bool policy_drop = false;
+    std::vector<Rule> rules;
+};
+
+struct Table {
+    Family family = Family::inet;
+    std::string name;
+    std::vector<Set> sets;
+    std::vector<Chain> chains;
+};
+
+struct Ruleset {
+    std::vector<Table> tables;
+};
+
+// Merges prefixes into sorted disjoint intervals (what an nftables interval set holds).
+std::vector<Interval> merge_prefixes(const std::vector<std::pair<std::vector<uint8_t>, unsigned>>& prefixes);
+
+}  // namespace nft
+
+// What the policy depends on besides the [firewall] section.
+struct FirewallInputs {
+    std::string lan_if;
+    std::string wan_if;
+    std::string tunnel_if;                  // empty: no tunnel
+    std::optional<Ipv4Addr> tunnel_peer;    // protocol 41 is accepted from this address only
+    bool ssh_enabled = true;
+    uint16_t ssh_port = 22;
+    bool ssh_wan = false;                   // SSH also from WAN and tunnel (rate-limited)
+    FirewallConfig fw;
+};
+
+FirewallInputs firewall_inputs(const Config& c, const std::string& lan_if, const std::string& wan_if);
+
+// Table names: everything netd owns, and nothing else is touched.
+inline constexpr const char* kFilterTable = "netd";      // inet: filter, MSS clamping
+inline constexpr const char* kNatTable = "netd_nat";     // ip: NAT44
+
+nft::Ruleset build_ruleset(const FirewallInputs& in);
+
+// nft syntax. The text starts by adding and deleting netd's tables, so `nft -f` of it replaces
+// them in one transaction, as load_ruleset does.
+std::string render_nft(const nft::Ruleset& r);
+
+struct LoadStats {
+    size_t messages = 0;
+    size_t bytes = 0;
+};
+
+// Sends the ruleset as one nftables transaction and waits for the kernel's answer. On error
+// the kernel has aborted the whole batch: the previous ruleset stays in place.
+Result<LoadStats> load_ruleset(const nft::Ruleset& r);
+
+}  // namespace netd
