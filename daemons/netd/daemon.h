@@ -10,15 +10,18 @@
 #include "config.h"
 #include "control.h"
 #include "event_loop.h"
+#include "firewall.h"
 #include "netlink.h"
 #include "service_configs.h"
 #include "supervisor.h"
+#include "wan.h"
 
 namespace netd {
 
 struct DaemonOptions {
     std::string config_path = "/data/etc/router.conf";
     std::string run_dir = kRunDir;
+    std::string udhcpc_hook = "/etc/udhcpc/netd-hook";
 };
 
 class Daemon {
@@ -29,7 +32,8 @@ public:
     void reload();  // SIGHUP
     void stop(std::function<void()> done);
 
-    // A request from the control socket (netctl): status [--json], reload, restart SERVICE.
+    // A request from the control socket: status [--json], reload, restart SERVICE, firewall
+    // (netctl) and dhcp-event ACTION KEY=VALUE... (the udhcpc hook, through netctl).
     ControlReply control(const std::vector<std::string>& args);
 
     const std::optional<Config>& running_config() const { return running_; }
@@ -37,6 +41,10 @@ public:
 
 private:
     Status apply(const Config& c);
+    Status load_firewall(const Config& c);
+    Status apply_services(const Config& c);
+    ControlReply dhcp_event(const std::vector<std::string>& args, bool replay = false);
+    void wan_address_changed();
     std::string status_text();
     std::string status_json();
 
@@ -48,6 +56,10 @@ private:
     RuntimeFacts facts_;
     std::string last_error_;
     std::string lan_ifname_;
+    Wan wan_;
+    std::string firewall_text_;   // what the kernel holds, as nft text (empty: not loaded yet)
+    std::string firewall_info_;   // when and how it was loaded
+    bool forwarding_ = false;
     bool announced_ready_ = false;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

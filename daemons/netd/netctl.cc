@@ -18,8 +18,11 @@ const char* kUsage =
     "                     service with pid, state, uptime, restarts and last exit\n"
     "  reload             re-read the configuration; if it is invalid, print the errors\n"
     "                     (file:line:col) and keep the running configuration\n"
-    "  restart SERVICE    restart one service (dnsmasq, radvd, ntpd, sshd), also one that\n"
-    "                     is in the failed state\n"
+    "  restart SERVICE    restart one service (udhcpc, dnsmasq, radvd, ntpd, sshd), also\n"
+    "                     one that is in the failed state\n"
+    "  firewall           print the ruleset netd loaded into the kernel, in nft syntax\n"
+    "  dhcp-event ACTION  (for the udhcpc hook script) hand a lease event and the\n"
+    "                     environment udhcpc set to netd, which checks every value\n"
     "\n"
     "  netctl COMMAND --help shows the help of one command. Needs root.\n"
     "  The socket is /run/netd/control (NETCTL_SOCKET overrides it).\n";
@@ -34,8 +37,22 @@ const char* command_help(const std::string& cmd) {
     if (cmd == "restart")
         return "usage: netctl restart SERVICE\n\nStops SERVICE (SIGTERM, then SIGKILL after 5 s) and starts it again,\n"
                "forgetting its crash history.\n";
+    if (cmd == "firewall")
+        return "usage: netctl firewall\n\nPrints the ruleset netd loaded (tables inet netd and ip netd_nat), in nft\n"
+               "syntax, with when it was loaded. netd replaces both tables in one transaction.\n";
+    if (cmd == "dhcp-event")
+        return "usage: netctl dhcp-event ACTION\n\nCalled by /etc/udhcpc/netd-hook (udhcpc -s) with ACTION deconfig, bound,\n"
+               "renew, nak or leasefail. Sends ACTION and udhcpc's variables (interface, ip,\n"
+               "subnet, mask, router, dns, domain, search, hostname, lease, mtu, broadcast,\n"
+               "ntpsrv, serverid, message) from the environment to netd, which validates them and\n"
+               "rejects a malformed event whole. Exit status 1 when netd rejected it.\n";
     return nullptr;
 }
+
+// The udhcpc variables netd reads, taken from the environment without any shell in between.
+const char* const kDhcpVars[] = {"interface", "ip",    "subnet",    "mask",     "router",   "dns",
+                                 "domain",    "search", "hostname", "lease",    "mtu",      "broadcast",
+                                 "ntpsrv",    "serverid", "message"};
 
 }  // namespace
 
@@ -57,11 +74,15 @@ int main(int argc, char** argv) {
         }
     }
     bool ok_shape = (args[0] == "status" && (args.size() == 1 || (args.size() == 2 && args[1] == "--json"))) ||
-                    (args[0] == "reload" && args.size() == 1) || (args[0] == "restart" && args.size() == 2);
+                    (args[0] == "reload" && args.size() == 1) || (args[0] == "restart" && args.size() == 2) ||
+                    (args[0] == "firewall" && args.size() == 1) || (args[0] == "dhcp-event" && args.size() == 2);
     if (!ok_shape) {
         std::fputs(help, stderr);
         return 2;
     }
+    if (args[0] == "dhcp-event")
+        for (const char* v : kDhcpVars)
+            if (const char* val = std::getenv(v)) args.push_back(std::string(v) + "=" + val);
     const char* path = std::getenv("NETCTL_SOCKET");
     auto reply = netd::control_request(path ? path : kSocket, args);
     if (!reply) {

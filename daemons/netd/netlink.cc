@@ -9,6 +9,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/route.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -24,6 +25,8 @@ struct CacheDeleter { void operator()(nl_cache* c) const { nl_cache_free(c); } }
 struct LinkDeleter { void operator()(rtnl_link* l) const { rtnl_link_put(l); } };
 struct AddrDeleter { void operator()(rtnl_addr* a) const { rtnl_addr_put(a); } };
 struct NlAddrDeleter { void operator()(nl_addr* a) const { nl_addr_put(a); } };
+struct RouteDeleter { void operator()(rtnl_route* r) const { rtnl_route_put(r); } };
+using RoutePtr = std::unique_ptr<rtnl_route, RouteDeleter>;
 using SockPtr = std::unique_ptr<nl_sock, SockDeleter>;
 using CachePtr = std::unique_ptr<nl_cache, CacheDeleter>;
 using LinkPtr = std::unique_ptr<rtnl_link, LinkDeleter>;
@@ -78,7 +81,76 @@ public:
         return add(ifindex, AF_INET6, &a, 16, len, IFA_F_NODAD, addr.str() + "/" + std::to_string(len));
     }
 
+    Status del_address(int ifindex, const Ipv4Cidr& cidr) override {
+        in_addr a = cidr.addr.to_in_addr();
+        AddrPtr addr(rtnl_addr_alloc());
+        NlAddrPtr local(nl_addr_build(AF_INET, &a, 4));
+        if (!addr || !local) return Error{"delete address: out of memory"};
+        nl_addr_set_prefixlen(local.get(), cidr.len);
+        rtnl_addr_set_ifindex(addr.get(), ifindex);
+        rtnl_addr_set_family(addr.get(), AF_INET);
+        rtnl_addr_set_local(addr.get(), local.get());
+        rtnl_addr_set_prefixlen(addr.get(), cidr.len);
+        int err = rtnl_addr_delete(sock_.get(), addr.get(), 0);
+        if (err < 0 && err != -NLE_NOADDR && err != -NLE_OBJ_NOTFOUND)
+            return nl_error("delete address " + cidr.str(), err);
+        return Ok{};
+    }
+
+    Status replace_default_route(int ifindex, const Ipv4Addr& gateway) override {
+        auto r = default_route(ifindex);
+        if (!r) return r.error();
+        in_addr g = gateway.to_in_addr();
+        NlAddrPtr gw(nl_addr_build(AF_INET, &g, 4));
+        rtnl_nexthop* nh = rtnl_route_nh_alloc();
+        if (!gw || !nh) return Error{"default route: out of memory"};
+        rtnl_route_nh_set_ifindex(nh, ifindex);
+        rtnl_route_nh_set_gateway(nh, gw.get());
+        rtnl_route_add_nexthop(r->get(), nh);  // the route owns nh now
+        if (int err = rtnl_route_add(sock_.get(), r->get(), NLM_F_REPLACE); err < 0)
+            return nl_error("default route via " + gateway.str(), err);
+        return Ok{};
+    }
+
+    Status del_default_route(int ifindex) override {
+        auto r = default_route(ifindex);
+        if (!r) return r.error();
+        rtnl_nexthop* nh = rtnl_route_nh_alloc();
+        if (!nh) return Error{"default route: out of memory"};
+        rtnl_route_nh_set_ifindex(nh, ifindex);
+        rtnl_route_add_nexthop(r->get(), nh);
+        int err = rtnl_route_delete(sock_.get(), r->get(), 0);
+        if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NOADDR)
+            return nl_error("delete default route", err);
+        return Ok{};
+    }
+
+    Status set_mtu(int ifindex, unsigned mtu) override {
+        LinkPtr orig(rtnl_link_alloc()), change(rtnl_link_alloc());
+        if (!orig || !change) return Error{"set mtu: out of memory"};
+        rtnl_link_set_ifindex(orig.get(), ifindex);
+        rtnl_link_set_mtu(change.get(), mtu);
+        if (int err = rtnl_link_change(sock_.get(), orig.get(), change.get(), 0); err < 0)
+            return nl_error("set mtu " + std::to_string(mtu), err);
+        return Ok{};
+    }
+
 private:
+    Result<RoutePtr> default_route(int) {
+        RoutePtr r(rtnl_route_alloc());
+        in_addr any{};
+        NlAddrPtr dst(nl_addr_build(AF_INET, &any, 4));
+        if (!r || !dst) return Error{"default route: out of memory"};
+        nl_addr_set_prefixlen(dst.get(), 0);
+        rtnl_route_set_family(r.get(), AF_INET);
+        rtnl_route_set_dst(r.get(), dst.get());
+        rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
+        rtnl_route_set_protocol(r.get(), RTPROT_DHCP);
+        rtnl_route_set_scope(r.get(), RT_SCOPE_UNIVERSE);
+        rtnl_route_set_type(r.get(), RTN_UNICAST);
+        return r;
+    }
+
     Status add(int ifindex, int family, const void* bytes, size_t size, uint8_t len, unsigned flags,
                const std::string& text) {
         AddrPtr addr(rtnl_addr_alloc());

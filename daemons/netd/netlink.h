@@ -30,6 +30,13 @@ public:
     virtual Status add_address(int ifindex, const Ipv4Cidr& addr) = 0;
     // IPv6 without duplicate address detection: the router's own ::1 is usable at once.
     virtual Status add_address(int ifindex, const Ipv6Addr& addr, uint8_t prefix_len) = 0;
+    // Removing an address that is not there is not an error.
+    virtual Status del_address(int ifindex, const Ipv4Cidr& addr) = 0;
+    // The IPv4 default route through gateway on the link (replaces any other default route).
+    virtual Status replace_default_route(int ifindex, const Ipv4Addr& gateway) = 0;
+    // Removes the IPv4 default route on the link; none there is not an error.
+    virtual Status del_default_route(int ifindex) = 0;
+    virtual Status set_mtu(int ifindex, unsigned mtu) = 0;
 };
 
 // libnl-3 over a NETLINK_ROUTE socket.

@@ -29,8 +29,10 @@ GeneratedService dnsmasq_service(const Config& c, const RuntimeFacts& f, const s
     o << "user=dnsmasq\ngroup=nogroup\n";
     // Only the LAN and loopback; bind-dynamic follows addresses as they come and go.
     o << "interface=" << f.lan_ifname << "\ninterface=lo\nbind-dynamic\n";
-    o << "no-resolv\nno-poll\n";
-    for (auto& s : merged(c.dns.upstream, f.wan_dns)) o << "server=" << s << "\n";
+    // Resolvers from the WAN lease: netd rewrites this file and dnsmasq notices the change
+    // (it polls the file's mtime), so a new lease needs no restart and no lost cache.
+    o << "resolv-file=" << run_dir << "/resolv.wan\n";
+    for (auto& s : c.dns.upstream) o << "server=" << s << "\n";
     o << "domain-needed\nbogus-priv\nstop-dns-rebind\nrebind-localhost-ok\n";
     o << "cache-size=" << c.dns.cache_size << "\n";
     o << "domain=" << lan.domain << "\nlocal=/" << lan.domain << "/\nexpand-hosts\n";

@@ -14,7 +14,6 @@ namespace netd {
 // What the generated files depend on besides the config file.
 struct RuntimeFacts {
     std::string lan_ifname;              // the LAN interface, resolved from [lan] mac/device
-    std::vector<std::string> wan_dns;    // resolvers from the WAN lease (added to [dns] upstream)
     std::vector<std::string> wan_ntp;    // NTP servers from the WAN lease (added to [ntp] servers)
     unsigned lan_mtu = 1500;             // announced in RAs: the tunnel MTU once there is one
     bool ipv6_uplink = false;            // announce the router as IPv6 default router
@@ -28,6 +27,9 @@ struct GeneratedService {
 
 // Where the generated files go (a tmpfs: regenerated at every start).
 inline constexpr const char* kRunDir = "/run/netd";
+
+// The resolvers from the WAN lease, in resolv.conf syntax, for dnsmasq's resolv-file.
+inline std::string wan_resolv_path(const std::string& run_dir = kRunDir) { return run_dir + "/resolv.wan"; }
 
 GeneratedService dnsmasq_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
 GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);

@@ -30,7 +30,6 @@ protected:
         ASSERT_TRUE(r.config);
         cfg = *r.config;
         facts.lan_ifname = "eth1";
-        facts.wan_dns = {"198.51.100.53", "192.0.2.53"};  // the second is also in [dns]: once
         facts.wan_ntp = {"198.51.100.123"};
         facts.lan_mtu = 1480;
         facts.ipv6_uplink = true;
