@@ -313,19 +313,14 @@ std::vector<uint8_t> decrement(std::vector<uint8_t> a) {
 std::string interval_text(const Interval& iv) {
     size_t bits = iv.start.size() * 8;
     auto last = iv.end ? decrement(*iv.end) : std::vector<uint8_t>(iv.start.size(), 0xff);
-    // The longest prefix len such that start has zero host bits and last has all-ones host bits.
-    for (unsigned len = 0; len <= bits; ++len) {
-        bool ok = true;
-        for (unsigned bit = len; bit < bits && ok; ++bit) {
-            bool s = iv.start[bit / 8] & (0x80 >> (bit % 8));
-            bool l = last[bit / 8] & (0x80 >> (bit % 8));
-            ok = !s && l;
-        }
-        bool same_prefix = true;
-        for (unsigned bit = 0; bit < len && same_prefix; ++bit)
-            same_prefix = ((iv.start[bit / 8] ^ last[bit / 8]) & (0x80 >> (bit % 8))) == 0;
-        if (ok && same_prefix) return len == bits ? addr_text(iv.start) : addr_text(iv.start) + "/" + std::to_string(len);
-    }
+    // A prefix: start and last share the first len bits, then start has only zeros and last
+    // only ones.
+    auto bit = [](const std::vector<uint8_t>& a, size_t i) { return (a[i / 8] >> (7 - i % 8)) & 1; };
+    size_t len = 0;
+    while (len < bits && bit(iv.start, len) == bit(last, len)) ++len;
+    bool prefix = true;
+    for (size_t i = len; i < bits && prefix; ++i) prefix = !bit(iv.start, i) && bit(last, i);
+    if (prefix) return len == bits ? addr_text(iv.start) : addr_text(iv.start) + "/" + std::to_string(len);
     return addr_text(iv.start) + "-" + addr_text(last);
 }
 
