@@ -40,7 +40,7 @@ def main():
     for line in sizes.strip().splitlines():
         size, path = line.split()
         print(f"  stripped size of {path:17s} {int(size) / 1024:8.1f} KiB")
-    print(f"  netd start -> all four children started   {int(m.group(2)):5d} ms (guest uptime at ready {m.group(1)} s, TCG)")
+    print(f"  netd start -> all five children started   {int(m.group(2)):5d} ms (guest uptime at ready {m.group(1)} s, TCG)")
     for line in rss.strip().splitlines():
         print(f"  {line.strip()} (steady state)")
     print(f"  {rss2.strip()} (after 10 reloads and 10 status requests)")
