@@ -121,6 +121,9 @@ class RouterNs:
         for c in [("addr", "add", f"{LAN_HOST4}/24", "dev", "eth0"), ("addr", "add", f"{LAN_HOST6}/64", "dev", "eth0"),
                   ("link", "set", "eth0", "up"), ("route", "add", "default", "via", "192.168.7.1")]:
             run("ip", *c, ns=self.lan)
+        # The IPv6 uplink that stands in for the tunnel: an address on the router's WAN link
+        # (netd leaves WAN IPv6 alone); the default route goes on once netd has the link up.
+        run("ip", "addr", "add", "2001:db8:ff::2/64", "dev", "eth0", "nodad", ns=self.rtr)
         run("sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0", ns=self.lan)
         run("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=self.inet)
         run("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=self.isp)
@@ -235,6 +238,9 @@ class RouterNs:
             if s["name"] == name:
                 return s["pid"]
         return 0
+
+    def ipv6_uplink(self):
+        run("ip", "-6", "route", "replace", "default", "via", "2001:db8:ff::1", "dev", "eth0", ns=self.rtr)
 
     # ---- the owner-flag trick: make the kernel refuse netd's tables ------------------------
 

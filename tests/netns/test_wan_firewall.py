@@ -142,7 +142,8 @@ def test_flows(r, srv):
     srv.listen(r.lan, 6, "tcp", 443, "lan")
     srv.listen(r.lan, 6, "tcp", 444, "lan")
     srv.listen(r.lan, 6, "udp", 5353, "lan")
-    # IPv6 default route of the LAN client (the RA's router lifetime is 0 until the tunnel).
+    # IPv6 default routes (the RA's router lifetime is 0 until the tunnel, issue 5).
+    r.ipv6_uplink()
     run("ip", "-6", "route", "replace", "default", "via", "2001:db8:7::1", ns=r.lan)
 
     ok, out = probe(r.lan, "tcp", INET4, 5001)

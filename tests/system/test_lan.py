@@ -102,6 +102,15 @@ def main():
                            capture_output=True, text=True)
         check("SSH without a key is refused", r.returncode != 0 and "Permission denied" in r.stderr, r.stderr)
 
+        # --- the firewall in the image's kernel (our kernel config, our nft) ---
+        rc, fw = vm.run("netctl firewall")
+        check("netctl firewall prints the loaded ruleset", rc == 0 and "table inet netd {" in fw
+              and "policy drop;" in fw, fw[:400])
+        rc, kern = vm.run("nft list table inet netd | grep -c 'policy drop'; cat /proc/sys/net/ipv4/ip_forward "
+                          "/proc/sys/net/ipv6/conf/all/forwarding")
+        check("the kernel holds netd's tables (input and forward drop by default); forwarding on",
+              rc == 0 and kern.split() == ["2", "1", "1"], kern)
+
         # --- netctl ---
         rc, text = vm.run("netctl status")
         check("netctl status lists the five services running",
