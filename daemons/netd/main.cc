@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -103,10 +104,12 @@ int run(const std::string& config_path, bool foreground) {
         }
     });
     syslog(LOG_INFO, "starting with %s", config_path.c_str());
-    daemon.start();
+    // The control socket before anything starts: udhcpc's hook may call as soon as udhcpc runs.
+    mkdir(dopts.run_dir.c_str(), 0755);
     auto control = netd::ControlServer::listen(**loop, dopts.run_dir + "/control",
                                                [&](const std::vector<std::string>& a) { return daemon.control(a); });
     if (!control) syslog(LOG_ERR, "control socket: %s", control.error().str().c_str());
+    daemon.start();
     if (auto st = (*loop)->run(); !st) {
         syslog(LOG_CRIT, "%s", st.error().str().c_str());
         return 1;

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "control.h"
@@ -85,6 +86,12 @@ int main(int argc, char** argv) {
             if (const char* val = std::getenv(v)) args.push_back(std::string(v) + "=" + val);
     const char* path = std::getenv("NETCTL_SOCKET");
     auto reply = netd::control_request(path ? path : kSocket, args);
+    // A lease event must not be lost while netd restarts (init respawns it at once): retry
+    // for up to 10 s. udhcpc waits for its hook meanwhile.
+    for (int i = 0; !reply && args[0] == "dhcp-event" && i < 100; ++i) {
+        usleep(100 * 1000);
+        reply = netd::control_request(path ? path : kSocket, args);
+    }
     if (!reply) {
         std::fprintf(stderr, "netctl: %s\n", reply.error().str().c_str());
         return 2;

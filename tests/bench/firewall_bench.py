@@ -147,6 +147,7 @@ def bench_apply(tmp):
             run("sh", "-c", f"{r4} < {p4} && {r6} < {p6}", ns=ns2)
         except RuntimeError as e:
             print(f"  {flavour}-restore + ip6tables: unavailable on this kernel ({str(e).strip().splitlines()[-1]})")
+            run("ip", "netns", "del", ns2)
             continue
         t = wall_ms(["sh", "-c", f"{r4} < {p4} && {r6} < {p6}"], ns2)
         # the shell adds about one fork+exec; measured, and reported beside

@@ -57,10 +57,11 @@ def wait_for(what, fn, timeout, interval=0.2):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-# The launcher runs inside the router namespace: a private mount namespace in which the staged
-# root filesystem gets what rcS would give it (proc, sys, a /run, /tmp and /data that are test
-# directories, so they outlive a killed netd), then syslogd and netd chrooted into it.
-LAUNCHER = r"""
+# The holder runs inside the router namespace: a private mount namespace (one for the router's
+# whole life, as in the image) in which the staged root filesystem gets what rcS would give it
+# (proc, sys, and a /run, /tmp and /data that are test directories), then syslogd. netd and
+# the hook tests enter it with nsenter and chroot, as init would start them.
+HOLDER = r"""
 set -e
 S=$1 W=$2
 mount --bind "$W/run" "$S/run"
@@ -76,7 +77,8 @@ if [ ! -S "$W/dev/log" ]; then
     i=0; while [ ! -S "$W/dev/log" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 fi
 chroot "$S" /bin/sh -c 'ip link set lo up'
-exec chroot "$S" /usr/sbin/netd -c /data/etc/router.conf
+echo ready
+exec sleep infinity
 """
 
 
@@ -91,6 +93,7 @@ class RouterNs:
         self.netd = None
         self.dhcp = None
         self.owner = None
+        self.holder = None
 
     # ---- network -------------------------------------------------------------------------
 
@@ -113,8 +116,10 @@ class RouterNs:
             run("ip", *c, ns=self.isp)
         for k in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
             run("sysctl", "-qw", k, ns=self.isp)
+        # 198.51.100.66 and 2001:db8:99::66 are on the blocklist: secondary and deprecated, so
+        # the internet host never picks them as its own source address.
         for c in [("addr", "add", f"{INET4}/24", "dev", "eth0"), ("addr", "add", "198.51.100.66/24", "dev", "eth0"),
-                  ("addr", "add", f"{INET6}/64", "dev", "eth0"), ("addr", "add", "2001:db8:99::66/64", "dev", "eth0"),
+                  ("addr", "add", f"{INET6}/64", "dev", "eth0"), ("addr", "add", "2001:db8:99::66/64", "dev", "eth0", "preferred_lft", "0"),
                   ("link", "set", "eth0", "up"), ("route", "add", "default", "via", "198.51.100.1"),
                   ("-6", "route", "add", "default", "via", "2001:db8:99::1")]:
             run("ip", *c, ns=self.inet)
@@ -125,6 +130,9 @@ class RouterNs:
         # (netd leaves WAN IPv6 alone); the default route goes on once netd has the link up.
         run("ip", "addr", "add", "2001:db8:ff::2/64", "dev", "eth0", "nodad", ns=self.rtr)
         run("sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0", ns=self.lan)
+        # The LAN client keeps its one static address (SLAAC is tested in the booted image), so
+        # that its UDP answers leave from the address they were sent to.
+        run("sysctl", "-qw", "net.ipv6.conf.eth0.autoconf=0", ns=self.lan)
         run("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=self.inet)
         run("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=self.isp)
         # The data disk and the runtime directories.
@@ -147,6 +155,10 @@ class RouterNs:
 
     def destroy(self):
         self.stop_dhcp()
+        if getattr(self, "holder", None):
+            self.holder.kill()
+            self.holder.wait()
+            self.holder = None
         for ns in (self.rtr, self.isp, self.lan, self.inet):
             pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
             for pid in pids:
@@ -189,10 +201,25 @@ class RouterNs:
 
     # ---- netd --------------------------------------------------------------------------------
 
+    def enter(self):
+        """The command prefix that runs something inside the router (its namespaces, chrooted)."""
+        if not self.holder:
+            self.holder = subprocess.Popen(["ip", "netns", "exec", self.rtr, "unshare", "--mount", "--propagation",
+                                            "private", "sh", "-c", HOLDER, "holder", self.stage, self.work],
+                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            line = self.holder.stdout.readline()
+            if "ready" not in line:
+                raise RuntimeError(f"router namespace setup failed: {line}{self.holder.stdout.read()}")
+        return ["nsenter", "--target", str(self.holder.pid), "--mount", "--net", "/usr/sbin/chroot", self.stage]
+
     def start_netd(self):
+        prefix = self.enter()
         self.netd_log = open(os.path.join(self.work, "netd.console"), "a")
-        self.netd = subprocess.Popen(["ip", "netns", "exec", self.rtr, "unshare", "--mount", "--propagation", "private",
-                                      "sh", "-c", LAUNCHER, "launcher", self.stage, self.work],
+        try:
+            os.unlink(self.control_path())
+        except FileNotFoundError:
+            pass
+        self.netd = subprocess.Popen(prefix + ["/usr/sbin/netd", "-c", "/data/etc/router.conf"],
                                      stdout=self.netd_log, stderr=subprocess.STDOUT)
         wait_for("netd's control socket", lambda: os.path.exists(self.control_path()), 20)
         return self.netd
@@ -268,6 +295,7 @@ proto, port = sys.argv[2], int(sys.argv[3])
 if proto == "tcp":
     s = socket.socket(fam, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6: s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", port)); s.listen(16)
     print("ready", flush=True)
     while True:
@@ -275,6 +303,7 @@ if proto == "tcp":
         c.sendall(("hello from %s:%d you are %s\n" % (sys.argv[4], port, peer[0])).encode()); c.close()
 else:
     s = socket.socket(fam, socket.SOCK_DGRAM)
+    if fam == socket.AF_INET6: s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", port))
     print("ready", flush=True)
     while True:

@@ -224,8 +224,13 @@ def test_netd_killed(r):
         check(f"... LAN -> internet still forwarded and masqueraded", ok and ROUTER_WAN in out, out)
         r.start_netd()
         s = r.wan_bound(timeout=20)
-        check(f"netd restarted: WAN lease known again at once (udhcpc adopted)", s and any(
-            x["name"] == "udhcpc" and x["adopted"] for x in s["services"]), s)
+        if sig == signal.SIGKILL:
+            # The children ran on: netd adopts them and knows udhcpc's lease at once.
+            check("netd restarted: udhcpc adopted and its lease known again",
+                  s and any(x["name"] == "udhcpc" and x["adopted"] for x in s["services"]), s)
+        else:
+            # A clean stop stopped the children too: a new udhcpc gets the lease again.
+            check("netd restarted: a new udhcpc holds the lease", s, s)
 
 
 HOSTILE = [
@@ -299,10 +304,7 @@ def test_hostile_dhcp(r):
         e = dict(base)
         e.update(env)
         envargs = [f"{k}={v}" for k, v in e.items()]
-        res = run("ip", "netns", "exec", r.rtr, "unshare", "--mount", "sh", "-c",
-                  'mount --bind "$1/run" "$0/run" && mount --bind "$1/tmp" "$0/tmp" && S=$0 && shift 2 && '
-                  'exec env -i "$@" /usr/sbin/chroot "$S" /etc/udhcpc/netd-hook bound',
-                  r.stage, r.work, *envargs, check=False)
+        res = run("env", "-i", *envargs, *r.enter(), "/etc/udhcpc/netd-hook", "bound", check=False)
         key = list(env)[0]
         check(f"hook script with hostile {key}={env[key][:30]!r}: rejected",
               res.returncode == 1 and "rejected" in res.stderr, res.stdout + res.stderr)
