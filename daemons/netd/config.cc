@@ -405,7 +405,111 @@ void read_firewall(Reader& r, const toml::table& t, Config& c) {
     });
 }
 
+// [tunnel]: one 6in4 tunnel. Credentials are checked for syntax only (they go into an HTTP
+// header and a hash, never into a shell or a file).
+void read_tunnel(Reader& r, const toml::table& t, Config& c) {
+    r.only_keys(t, "[tunnel]", {"mode", "remote", "local_ipv6", "remote_ipv6", "mtu", "tunnel_id", "username",
+                                "update_key", "update_url", "ca_file", "password", "interval", "sender"});
+    auto& tu = c.tunnel;
+    auto mode = r.string(t, "mode", "tunnel.mode", true);
+    if (!mode) return;
+    if (*mode == "he")
+        tu.mode = TunnelMode::he;
+    else if (*mode == "heartbeat")
+        tu.mode = TunnelMode::heartbeat;
+    else if (*mode == "static")
+        tu.mode = TunnelMode::static_;
+    else {
+        r.error(r.node(t, "mode"), "tunnel.mode: '" + *mode + "' is not he, heartbeat or static");
+        return;
+    }
+    if (auto v = r.string(t, "remote", "tunnel.remote", true)) {
+        auto a = Ipv4Addr::parse(*v);
+        if (!a || a->host_order == 0 || (a->host_order >> 24) == 127 || (a->host_order >> 28) >= 14)
+            r.error(r.node(t, "remote"), "tunnel.remote: '" + *v + "' is not a unicast IPv4 address");
+        else
+            tu.remote = *a;
+    }
+    if (auto v = r.string(t, "local_ipv6", "tunnel.local_ipv6", true)) {
+        auto slash = v->find('/');
+        auto a = Ipv6Addr::parse(v->substr(0, slash));
+        int len = 64;
+        bool ok = a && !a->is_link_local() && !a->is_multicast();
+        if (ok && slash != std::string::npos) {
+            try {
+                size_t used = 0;
+                len = std::stoi(v->substr(slash + 1), &used);
+                ok = used == v->size() - slash - 1 && len >= 1 && len <= 128;
+            } catch (...) {
+                ok = false;
+            }
+        }
+        if (!ok)
+            r.error(r.node(t, "local_ipv6"), "tunnel.local_ipv6: '" + *v + "' is not a global IPv6 address[/len]");
+        else {
+            tu.local_ipv6 = *a;
+            tu.local_ipv6_len = static_cast<uint8_t>(len);
+        }
+    }
+    if (auto v = r.string(t, "remote_ipv6", "tunnel.remote_ipv6", false)) {
+        auto a = Ipv6Addr::parse(*v);
+        if (!a || a->is_multicast())
+            r.error(r.node(t, "remote_ipv6"), "tunnel.remote_ipv6: '" + *v + "' is not an IPv6 address");
+        else
+            tu.remote_ipv6 = *a;
+    }
+    if (auto v = r.integer(t, "mtu", "tunnel.mtu", 1280, 1480)) tu.mtu = static_cast<unsigned>(*v);
+    auto token = [&](const char* key, std::string& out, bool required, size_t max) {
+        auto v = r.string(t, key, std::string("tunnel.") + key, required);
+        if (!v) return;
+        bool ok = !v->empty() && v->size() <= max;
+        for (char ch : *v) ok = ok && ch > ' ' && ch < 0x7f && ch != ':' && ch != '"' && ch != '\\';
+        if (!ok)
+            r.error(r.node(t, key), std::string("tunnel.") + key + ": expected 1.." + std::to_string(max) +
+                                        " printable characters without spaces, ':', '\"' or '\\'");
+        else
+            out = *v;
+    };
+    bool he = tu.mode == TunnelMode::he, hb = tu.mode == TunnelMode::heartbeat;
+    token("tunnel_id", tu.tunnel_id, he, 64);
+    token("username", tu.username, he, 128);
+    token("update_key", tu.update_key, he, 128);
+    token("password", tu.password, hb, 128);
+    if (auto v = r.string(t, "update_url", "tunnel.update_url", false)) {
+        bool ok = v->rfind("https://", 0) == 0 && v->size() > 8 && v->size() < 512;
+        for (char ch : *v) ok = ok && ch > ' ' && ch < 0x7f && ch != '?' && ch != '#' && ch != '"';
+        if (!ok)
+            r.error(r.node(t, "update_url"), "tunnel.update_url: '" + *v + "' is not an https:// URL without a query");
+        else
+            tu.update_url = *v;
+    }
+    if (auto v = r.string(t, "ca_file", "tunnel.ca_file", false)) {
+        if (v->empty() || (*v)[0] != '/')
+            r.error(r.node(t, "ca_file"), "tunnel.ca_file: expected an absolute path");
+        else
+            tu.ca_file = *v;
+    }
+    if (auto v = r.integer(t, "interval", "tunnel.interval", 10, 3600)) tu.interval = static_cast<unsigned>(*v);
+    if (auto v = r.boolean(t, "sender", "tunnel.sender")) tu.sender = *v;
+    if (!he)
+        for (const char* k : {"tunnel_id", "username", "update_key", "update_url", "ca_file"})
+            if (r.node(t, k)) r.error(r.node(t, k), std::string("tunnel.") + k + ": only for mode = \"he\"");
+    if (!hb)
+        for (const char* k : {"password", "interval", "sender"})
+            if (r.node(t, k)) r.error(r.node(t, k), std::string("tunnel.") + k + ": only for mode = \"heartbeat\"");
+}
+
 }  // namespace
+
+const char* to_string(TunnelMode m) {
+    switch (m) {
+        case TunnelMode::none: return "none";
+        case TunnelMode::he: return "he";
+        case TunnelMode::heartbeat: return "heartbeat";
+        case TunnelMode::static_: return "static";
+    }
+    return "?";
+}
 
 const char* to_string(Proto p) { return p == Proto::tcp ? "tcp" : "udp"; }
 
@@ -457,7 +561,7 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     Reader r(path, res.errors);
     Config c;
     c.path = path;
-    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall"});
+    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall", "tunnel"});
     if (auto* t = r.table(root, "lan", "lan", true)) read_lan(r, *t, c);
     if (auto* t = r.table(root, "wan", "wan", true)) {
         r.only_keys(*t, "[wan]", {"device", "mac"});
@@ -468,6 +572,7 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     if (auto* t = r.table(root, "ssh", "ssh", false)) read_ssh(r, *t, c);
     // After [lan] and [ssh]: openings are checked against both.
     if (auto* t = r.table(root, "firewall", "firewall", false)) read_firewall(r, *t, c);
+    if (auto* t = r.table(root, "tunnel", "tunnel", false)) read_tunnel(r, *t, c);
 
     if (res.errors.empty()) {
         const auto& a = c.lan.interface;

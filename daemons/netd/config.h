@@ -99,6 +99,31 @@ struct FirewallConfig {
     bool operator==(const FirewallConfig&) const = default;
 };
 
+// The 6in4 tunnel: see CONFIG.md [tunnel]. netd names its sit device:
+inline constexpr const char* kTunnelIf = "sit6in4";
+enum class TunnelMode { none, he, heartbeat, static_ };
+const char* to_string(TunnelMode m);
+
+struct TunnelConfig {
+    TunnelMode mode = TunnelMode::none;
+    Ipv4Addr remote;               // the broker's (PoP's) IPv4 endpoint
+    Ipv6Addr local_ipv6;           // the tunnel's own IPv6 address, on the sit device
+    uint8_t local_ipv6_len = 64;
+    std::optional<Ipv6Addr> remote_ipv6;  // the broker's side; the default route goes via it
+    unsigned mtu = 1480;
+    // he
+    std::string tunnel_id;
+    std::string username;
+    std::string update_key;
+    std::string update_url = "https://ipv4.tunnelbroker.net/nic/update";
+    std::string ca_file = "/etc/ssl/certs/ca-certificates.crt";
+    // heartbeat
+    std::string password;
+    unsigned interval = 60;
+    bool sender = false;           // "sender" instead of the local IPv4 (behind NAT)
+    bool operator==(const TunnelConfig&) const = default;
+};
+
 struct Config {
     std::string path;  // where it was read from, for messages
     LanConfig lan;
@@ -107,6 +132,7 @@ struct Config {
     NtpConfig ntp;
     SshConfig ssh;
     FirewallConfig firewall;
+    TunnelConfig tunnel;
 };
 
 struct ConfigError {

@@ -4,7 +4,9 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -12,7 +14,16 @@
 namespace netd {
 
 Daemon::Daemon(EventLoop& loop, Netlink& nl, Supervisor& sup, DaemonOptions opts)
-    : loop_(loop), nl_(nl), sup_(sup), opts_(std::move(opts)), wan_(nl) {}
+    : loop_(loop), nl_(nl), sup_(sup), opts_(std::move(opts)), wan_(nl), tunnel_(loop, nl, opts_.self_exe) {
+    // The figure the tunnel issue asks for: from the new WAN lease to the broker being told.
+    tunnel_.on_sent = [this](const std::string& what) {
+        if (wan_changed_at_ == std::chrono::steady_clock::time_point{}) return;
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - wan_changed_at_);
+        syslog(LOG_INFO, "tunnel: %s left %lld ms after the WAN address changed", what.c_str(),
+               static_cast<long long>(ms.count()));
+        wan_changed_at_ = {};
+    };
+}
 
 namespace {
 
@@ -139,6 +150,13 @@ Status Daemon::apply(const Config& c) {
     // The IPv4-only ISP's RAs are not the router's business either.
     write_sysctl("net/ipv6/conf/" + wan->name + "/accept_ra", "0");
     if (auto st = nl_.set_up(wan->ifindex); !st) return st.error();
+
+    // The tunnel follows the WAN address; with one, the router is the LAN's IPv6 default router
+    // and RAs carry the tunnel MTU.
+    tunnel_.configure(c.tunnel);
+    if (auto& l = wan_.lease()) tunnel_.wan_changed(l->address.addr);
+    facts_.ipv6_uplink = tunnel_.enabled();
+    if (tunnel_.enabled()) facts_.lan_mtu = std::min(facts_.lan_mtu, tunnel_.mtu());
     return apply_services(c);
 }
 
@@ -220,6 +238,21 @@ ControlReply Daemon::control(const std::vector<std::string>& args) {
         return {true, "# " + firewall_info_ + "\n" + firewall_text_};
     }
     if (cmd == "dhcp-event") return dhcp_event(args);
+    if (cmd == "ntp-event" && args.size() >= 2) {
+        // From ntpd's -S hook: step, stratum, periodic (with $stratum) or unsync.
+        int stratum = 16;
+        for (size_t i = 2; i < args.size(); ++i)
+            if (args[i].rfind("stratum=", 0) == 0) stratum = std::atoi(args[i].c_str() + 8);
+        bool synced = args[1] != "unsync" && stratum > 0 && stratum < 16;
+        syslog(LOG_INFO, "ntp: %s (stratum %d): clock %s", args[1].c_str(), stratum, synced ? "synchronised" : "not synchronised");
+        tunnel_.clock_synced(synced);
+        return {true, ""};
+    }
+    if (cmd == "tunnel-update" && args.size() == 1) {
+        if (!tunnel_.enabled()) return {false, "no tunnel configured\n"};
+        tunnel_.retry_now();
+        return {true, "tunnel: retargeted; update or heartbeat sent again\n"};
+    }
     if (cmd == "restart" && args.size() == 2) {
         for (auto& s : sup_.status()) {
             if (s.name == args[1]) {
@@ -272,11 +305,12 @@ ControlReply Daemon::dhcp_event(const std::vector<std::string>& args, bool repla
 }
 
 void Daemon::wan_address_changed() {
-    // The 6in4 tunnel follows the WAN address (its local end, the broker update or heartbeat):
-    // that is the tunnel module's job, which does not exist yet (issue 5). Nothing else in the
-    // policy depends on the address: NAT44 masquerades to whatever the WAN holds.
+    // The 6in4 tunnel follows the WAN address at once (its local end, then the broker update or
+    // heartbeat). Nothing else depends on it: NAT44 masquerades to whatever the WAN holds.
     auto& l = wan_.lease();
     syslog(LOG_NOTICE, "wan: address now %s", l ? l->address.str().c_str() : "none");
+    if (l) wan_changed_at_ = std::chrono::steady_clock::now();
+    tunnel_.wan_changed(l ? std::optional<Ipv4Addr>(l->address.addr) : std::nullopt);
 }
 
 std::string Daemon::status_text() {
@@ -292,6 +326,7 @@ std::string Daemon::status_text() {
     } else {
         o += "lan:      not configured\n";
     }
+    o += "tunnel:   " + tunnel_.status_text();
     o += "firewall: " + (firewall_text_.empty() ? std::string("NOT LOADED (nothing is forwarded)") : firewall_info_) +
          "\n";
     o += std::string("forward:  ") + (forwarding_ ? "on" : "off") + "\n";
@@ -325,6 +360,7 @@ std::string Daemon::status_json() {
         }
         o += "]}";
         o += ",\"wan\":" + wan_.status_json();
+        o += ",\"tunnel\":" + tunnel_.status_json();
     }
     o += ",\"firewall\":{\"loaded\":" + std::string(firewall_text_.empty() ? "false" : "true") +
          ",\"info\":" + json_escape(firewall_info_) + "},\"forwarding\":" + (forwarding_ ? "true" : "false");

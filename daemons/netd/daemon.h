@@ -14,6 +14,7 @@
 #include "netlink.h"
 #include "service_configs.h"
 #include "supervisor.h"
+#include "tunnel.h"
 #include "wan.h"
 
 namespace netd {
@@ -22,6 +23,7 @@ struct DaemonOptions {
     std::string config_path = "/data/etc/router.conf";
     std::string run_dir = kRunDir;
     std::string udhcpc_hook = "/etc/udhcpc/netd-hook";
+    std::string self_exe = "/usr/sbin/netd";   // runs the tunnel's update helper
 };
 
 class Daemon {
@@ -57,6 +59,8 @@ private:
     std::string last_error_;
     std::string lan_ifname_;
     Wan wan_;
+    Tunnel tunnel_;
+    std::chrono::steady_clock::time_point wan_changed_at_{};
     std::string firewall_text_;   // what the kernel holds, as nft text (empty: not loaded yet)
     std::string firewall_info_;   // when and how it was loaded
     bool forwarding_ = false;

@@ -369,6 +369,10 @@ FirewallInputs firewall_inputs(const Config& c, const std::string& lan_if, const
     in.ssh_port = c.ssh.port;
     in.ssh_wan = c.ssh.enabled && c.ssh.allow_wan;
     in.fw = c.firewall;
+    if (c.tunnel.mode != TunnelMode::none) {
+        in.tunnel_if = kTunnelIf;
+        in.tunnel_peer = c.tunnel.remote;
+    }
     return in;
 }
 

@@ -18,6 +18,7 @@
 #include "event_loop.h"
 #include "netlink.h"
 #include "supervisor.h"
+#include "tunnel.h"
 
 namespace {
 
@@ -121,7 +122,9 @@ int run(const std::string& config_path, bool foreground) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    enum { kCheck = 1000 };
+    enum { kCheck = 1000, kHeUpdate };
+    // The tunnel's endpoint-update helper (spawned by netd itself; see tunnel.h).
+    if (argc == 2 && std::strcmp(argv[1], "--he-update") == 0) return netd::he_update_main();
     static const option opts[] = {{"check", no_argument, nullptr, kCheck},
                                   {"config", required_argument, nullptr, 'c'},
                                   {"foreground", no_argument, nullptr, 'f'},

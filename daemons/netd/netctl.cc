@@ -22,8 +22,11 @@ const char* kUsage =
     "  restart SERVICE    restart one service (udhcpc, dnsmasq, radvd, ntpd, sshd), also\n"
     "                     one that is in the failed state\n"
     "  firewall           print the ruleset netd loaded into the kernel, in nft syntax\n"
+    "  tunnel-update      retarget the 6in4 tunnel and send the endpoint update or heartbeat\n"
+    "                     now (also after a 'badauth' stopped the updates)\n"
     "  dhcp-event ACTION  (for the udhcpc hook script) hand a lease event and the\n"
     "                     environment udhcpc set to netd, which checks every value\n"
+    "  ntp-event ACTION   (for ntpd's -S hook) report the clock's synchronisation\n"
     "\n"
     "  netctl COMMAND --help shows the help of one command. Needs root.\n"
     "  The socket is /run/netd/control (NETCTL_SOCKET overrides it).\n";
@@ -41,6 +44,12 @@ const char* command_help(const std::string& cmd) {
     if (cmd == "firewall")
         return "usage: netctl firewall\n\nPrints the ruleset netd loaded (tables inet netd and ip netd_nat), in nft\n"
                "syntax, with when it was loaded. netd replaces both tables in one transaction.\n";
+    if (cmd == "tunnel-update")
+        return "usage: netctl tunnel-update\n\nRetargets the tunnel's local end to the WAN address and sends the Hurricane\n"
+               "Electric endpoint update or the heartbeat at once, forgetting earlier failures.\n";
+    if (cmd == "ntp-event")
+        return "usage: netctl ntp-event ACTION\n\nCalled by /etc/netd/ntpd-hook (ntpd -S) with step, stratum, periodic or unsync\n"
+               "and $stratum in the environment. Heartbeats wait for a synchronised clock.\n";
     if (cmd == "dhcp-event")
         return "usage: netctl dhcp-event ACTION\n\nCalled by /etc/udhcpc/netd-hook (udhcpc -s) with ACTION deconfig, bound,\n"
                "renew, nak or leasefail. Sends ACTION and udhcpc's variables (interface, ip,\n"
@@ -76,11 +85,14 @@ int main(int argc, char** argv) {
     }
     bool ok_shape = (args[0] == "status" && (args.size() == 1 || (args.size() == 2 && args[1] == "--json"))) ||
                     (args[0] == "reload" && args.size() == 1) || (args[0] == "restart" && args.size() == 2) ||
-                    (args[0] == "firewall" && args.size() == 1) || (args[0] == "dhcp-event" && args.size() == 2);
+                    (args[0] == "firewall" && args.size() == 1) || (args[0] == "dhcp-event" && args.size() == 2) ||
+                    (args[0] == "ntp-event" && args.size() == 2) || (args[0] == "tunnel-update" && args.size() == 1);
     if (!ok_shape) {
         std::fputs(help, stderr);
         return 2;
     }
+    if (args[0] == "ntp-event")
+        if (const char* v = std::getenv("stratum")) args.push_back(std::string("stratum=") + v);
     if (args[0] == "dhcp-event")
         for (const char* v : kDhcpVars)
             if (const char* val = std::getenv(v)) args.push_back(std::string(v) + "=" + val);

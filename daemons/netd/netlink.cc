@@ -9,6 +9,7 @@
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
+#include <netlink/route/link/sit.h>
 #include <netlink/route/route.h>
 #include <unistd.h>
 
@@ -132,6 +133,46 @@ public:
         rtnl_link_set_mtu(change.get(), mtu);
         if (int err = rtnl_link_change(sock_.get(), orig.get(), change.get(), 0); err < 0)
             return nl_error("set mtu " + std::to_string(mtu), err);
+        return Ok{};
+    }
+
+    Result<int> ensure_sit(const std::string& name, Ipv4Addr local, Ipv4Addr remote, unsigned mtu) override {
+        LinkPtr l(rtnl_link_sit_alloc());
+        if (!l) return Error{"sit: out of memory"};
+        rtnl_link_set_name(l.get(), name.c_str());
+        rtnl_link_sit_set_local(l.get(), local.to_in_addr().s_addr);
+        rtnl_link_sit_set_remote(l.get(), remote.to_in_addr().s_addr);
+        rtnl_link_sit_set_ttl(l.get(), 64);
+        rtnl_link_sit_set_pmtudisc(l.get(), 1);
+        rtnl_link_set_mtu(l.get(), mtu);
+        // RTM_NEWLINK without NLM_F_EXCL: creates the device, or changes an existing one in place
+        // (addresses and routes stay).
+        if (int err = rtnl_link_add(sock_.get(), l.get(), NLM_F_CREATE); err < 0)
+            return nl_error("sit " + name + " local " + local.str() + " remote " + remote.str(), err);
+        auto all = links();
+        if (!all) return all.error();
+        for (auto& li : *all)
+            if (li.name == name) return li.ifindex;
+        return Error{"sit " + name + ": created but not found"};
+    }
+
+    Status replace_default_route6(int ifindex) override {
+        RoutePtr r(rtnl_route_alloc());
+        in6_addr any{};
+        NlAddrPtr dst(nl_addr_build(AF_INET6, &any, 16));
+        rtnl_nexthop* nh = rtnl_route_nh_alloc();
+        if (!r || !dst || !nh) return Error{"default route: out of memory"};
+        nl_addr_set_prefixlen(dst.get(), 0);
+        rtnl_route_set_family(r.get(), AF_INET6);
+        rtnl_route_set_dst(r.get(), dst.get());
+        rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
+        rtnl_route_set_protocol(r.get(), RTPROT_STATIC);
+        rtnl_route_set_scope(r.get(), RT_SCOPE_UNIVERSE);
+        rtnl_route_set_type(r.get(), RTN_UNICAST);
+        rtnl_route_nh_set_ifindex(nh, ifindex);
+        rtnl_route_add_nexthop(r.get(), nh);
+        if (int err = rtnl_route_add(sock_.get(), r.get(), NLM_F_REPLACE); err < 0)
+            return nl_error("IPv6 default route", err);
         return Ok{};
     }
 

@@ -37,6 +37,11 @@ public:
     // Removes the IPv4 default route on the link; none there is not an error.
     virtual Status del_default_route(int ifindex) = 0;
     virtual Status set_mtu(int ifindex, unsigned mtu) = 0;
+    // Creates the 6in4 (sit) device, or retargets it when it exists: local 0.0.0.0 = any.
+    // Returns its ifindex.
+    virtual Result<int> ensure_sit(const std::string& name, Ipv4Addr local, Ipv4Addr remote, unsigned mtu) = 0;
+    // The IPv6 default route out of the link (a point-to-point tunnel: no gateway).
+    virtual Status replace_default_route6(int ifindex) = 0;
 };
 
 // libnl-3 over a NETLINK_ROUTE socket.

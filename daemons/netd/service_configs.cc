@@ -87,7 +87,8 @@ GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std
 
 GeneratedService ntpd_service(const Config& c, const RuntimeFacts& f) {
     GeneratedService g;
-    g.spec = {"ntpd", {"/usr/sbin/ntpd", "-n"}};
+    // -S: ntpd reports clock synchronisation to netd (the tunnel heartbeat waits for it).
+    g.spec = {"ntpd", {"/usr/sbin/ntpd", "-n", "-S", "/etc/netd/ntpd-hook"}};
     if (c.ntp.serve_lan) g.spec.argv.push_back("-l");
     for (auto& s : merged(c.ntp.servers, f.wan_ntp)) {
         g.spec.argv.push_back("-p");

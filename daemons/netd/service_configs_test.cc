@@ -67,10 +67,10 @@ TEST_F(ServiceConfigs, Sshd) {
 
 TEST_F(ServiceConfigs, Ntpd) {
     auto g = ntpd_service(cfg, facts);
-    EXPECT_EQ(g.spec.argv, (std::vector<std::string>{"/usr/sbin/ntpd", "-n", "-l", "-p", "ntp.example.net", "-p",
+    EXPECT_EQ(g.spec.argv, (std::vector<std::string>{"/usr/sbin/ntpd", "-n", "-S", "/etc/netd/ntpd-hook", "-l", "-p", "ntp.example.net", "-p",
                                                      "192.0.2.123", "-p", "198.51.100.123"}));
     cfg.ntp.serve_lan = false;
-    EXPECT_EQ(ntpd_service(cfg, facts).spec.argv[2], "-p");
+    EXPECT_EQ(ntpd_service(cfg, facts).spec.argv[4], "-p");
 }
 
 // Reload restarts a daemon only when its own generated inputs change: a DNS change touches

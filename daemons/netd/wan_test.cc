@@ -23,6 +23,11 @@ public:
     }
     Status del_default_route(int i) override { return rec("noroute " + std::to_string(i)); }
     Status set_mtu(int i, unsigned m) override { return rec("mtu " + std::to_string(i) + " " + std::to_string(m)); }
+    Result<int> ensure_sit(const std::string& n, Ipv4Addr l, Ipv4Addr r, unsigned m) override {
+        rec("sit " + n + " " + l.str() + " " + r.str() + " " + std::to_string(m));
+        return 9;
+    }
+    Status replace_default_route6(int i) override { return rec("route6 " + std::to_string(i)); }
 
 private:
     Status rec(std::string s) {

@@ -1,0 +1,138 @@
+// `netd --he-update`: the Hurricane Electric endpoint update, in a short-lived helper process
+// (DNS and TLS can block for seconds; netd's loop must not). OpenSSL verifies the server's
+// certificate against the configured CA file and its host name. Input on stdin, one per line:
+// update URL, username, update key, tunnel id, my IPv4 address, CA file.
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <string>
+
+#include "tunnel.h"
+
+namespace netd {
+namespace {
+
+int fail(const char* kind, const std::string& msg) {
+    std::printf("ERROR %s %s\n", kind, msg.c_str());
+    return 3;
+}
+
+std::string ssl_error() {
+    unsigned long e = ERR_get_error();
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    return buf;
+}
+
+int connect_timeout(const addrinfo* ai, int timeout_ms) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) return -1;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    pollfd p{fd, POLLOUT, 0};
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (poll(&p, 1, timeout_ms) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        close(fd);
+        errno = err ? err : ETIMEDOUT;
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+}  // namespace
+
+int he_update_main() {
+    std::string url, user, key, id, myip, ca;
+    if (!std::getline(std::cin, url) || !std::getline(std::cin, user) || !std::getline(std::cin, key) ||
+        !std::getline(std::cin, id) || !std::getline(std::cin, myip) || !std::getline(std::cin, ca))
+        return fail("input", "expected 6 lines on stdin");
+    if (url.rfind("https://", 0) != 0) return fail("input", "not an https URL");
+    std::string rest = url.substr(8);
+    std::string hostport = rest.substr(0, rest.find('/'));
+    std::string path = rest.find('/') == std::string::npos ? "/" : rest.substr(rest.find('/'));
+    std::string host = hostport, port = "443";
+    if (auto c = hostport.rfind(':'); c != std::string::npos) {
+        host = hostport.substr(0, c);
+        port = hostport.substr(c + 1);
+    }
+
+    addrinfo hints{};
+    hints.ai_family = AF_INET;  // the update must come from the IPv4 endpoint
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)
+        return fail("dns", host + ": " + gai_strerror(rc));
+    int fd = -1;
+    std::string cerr = "no address";
+    for (addrinfo* ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = connect_timeout(ai, 10000);
+        if (fd < 0) cerr = std::strerror(errno);
+    }
+    freeaddrinfo(res);
+    if (fd < 0) return fail("connect", host + ":" + port + ": " + cerr);
+
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1)
+        return fail("tls", "cannot load CA file " + ca + ": " + ssl_error());
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, host.c_str());
+    SSL_set1_host(ssl, host.c_str());  // the certificate must name the host
+    if (SSL_connect(ssl) != 1) {
+        long v = SSL_get_verify_result(ssl);
+        return fail("tls", host + ": " + (v != X509_V_OK ? X509_verify_cert_error_string(v) : ssl_error()));
+    }
+
+    std::string cred = user + ":" + key;
+    std::string b64(4 * ((cred.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                            reinterpret_cast<const unsigned char*>(cred.data()), static_cast<int>(cred.size()));
+    b64.resize(static_cast<size_t>(n));
+    std::string req = "GET " + path + "?hostname=" + id + "&myip=" + myip + " HTTP/1.1\r\nHost: " + host +
+                      "\r\nAuthorization: Basic " + b64 + "\r\nUser-Agent: netd (v6router)\r\nConnection: close\r\n\r\n";
+    if (SSL_write(ssl, req.data(), static_cast<int>(req.size())) <= 0) return fail("tls", "write: " + ssl_error());
+    std::string resp;
+    char buf[4096];
+    int r;
+    while (resp.size() < 65536 && (r = SSL_read(ssl, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(r));
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+
+    int status = 0;
+    if (std::sscanf(resp.c_str(), "HTTP/1.%*d %d", &status) != 1) return fail("http", "no HTTP status line");
+    auto hdr_end = resp.find("\r\n\r\n");
+    std::string body = hdr_end == std::string::npos ? "" : resp.substr(hdr_end + 4);
+    std::string headers = resp.substr(0, hdr_end);
+    for (char& c : headers) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (headers.find("transfer-encoding: chunked") != std::string::npos) {
+        // The first chunk holds the whole of a dyndns2 answer.
+        auto nl = body.find("\r\n");
+        body = nl == std::string::npos ? "" : body.substr(nl + 2, std::strtoul(body.c_str(), nullptr, 16));
+    }
+    std::string first = body.substr(0, body.find('\n'));
+    std::printf("HTTP %d\n%s\n", status, first.c_str());
+    return 0;
+}
+
+}  // namespace netd
