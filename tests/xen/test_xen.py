@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""The router as a real Xen PV domU (issue 6): Debian's Xen hypervisor booted under QEMU
+(software emulation) with Debian's generic kernel as dom0 and a dom0 initramfs holding Debian's
+toolstack (tests/xen/build-dom0, cached). In dom0 (tests/xen/dom0-init): xen/dom0-net makes the
+bridges with dom0's two NICs (uplink to an ISP namespace, LAN port to a LAN-client namespace),
+`xl create -n` checks our xl config, `xl create` starts the router from the real image (our
+kernel, root image, data disk). From the LAN namespace: DHCPv4 and a SLAAC address from the
+router, SSH with the key; then `xl shutdown` stops the router cleanly. Also: the libvirt XML
+validates with virt-xml-validate. Figures: xl create -> router ready (guest uptime, wall
+clock), dom0 and domU memory.
+
+usage: test_xen.py OUT_DIR
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+top = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(top, "tests", "lib"))
+import routerlab as rl  # noqa: E402
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(bool(ok))
+    print(f"{'PASS' if ok else 'FAIL'}: {name}" + (f"\n      {str(detail)[-1500:]}" if detail and not ok else ""),
+          flush=True)
+    return ok
+
+
+def sh(*cmd, ns=None, check=False, timeout=60):
+    if ns:
+        cmd = ("ip", "netns", "exec", ns) + cmd
+    return subprocess.run(cmd, text=True, capture_output=True, timeout=timeout)
+
+
+class Serial:
+    def __init__(self, proc, log):
+        self.proc, self.buf, self.log = proc, "", open(log, "w")
+        import threading
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        while True:
+            b = self.proc.stdout.read1(4096) if hasattr(self.proc.stdout, "read1") else self.proc.stdout.read(1)
+            if not b:
+                return
+            text = b.decode(errors="replace").replace("\r", "")
+            self.buf += text
+            self.log.write(text)
+            self.log.flush()
+
+    def expect(self, pattern, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            m = re.search(pattern, self.buf)
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        return None
+
+
+def main():
+    out = os.path.abspath(sys.argv[1])
+    work = tempfile.mkdtemp(prefix="xen-test-")
+    xml = os.path.join(work, "xml")
+    os.makedirs(xml)
+    subprocess.run([os.path.join(top, "xen", "mkdomu"), "--name", "gw1", "--kernel", "/srv/v6router/bzImage",
+                    "--rootfs", "/srv/v6router/rootfs.squashfs", "--data", "/srv/v6router/gw1-data.img",
+                    "--out-dir", xml], check=True)
+    r = sh("virt-xml-validate", os.path.join(xml, "gw1.xml"), "domain")
+    check("the libvirt domain XML validates (virt-xml-validate ... domain)", r.returncode == 0, r.stdout + r.stderr)
+
+    t = time.monotonic()
+    r = subprocess.run([os.path.join(HERE, "build-dom0"), out, os.path.join(out, "data.img"), work],
+                       text=True, capture_output=True)
+    if not check("dom0 built from Debian's packages (cached)", r.returncode == 0, r.stdout + r.stderr):
+        return 1
+    print(f"      {r.stdout.strip()} in {time.monotonic() - t:.0f} s")
+
+    lab = rl.Lab("xen").create()
+    for c in [("addr", "add", "192.168.7.10/24", "dev", "eth0")]:
+        sh("ip", *c, ns=lab.lan)
+    sh("ip", "addr", "add", "203.0.113.1/24", "dev", "eth0", ns=lab.isp)
+    isp_cfg = os.path.join(work, "isp.json")
+    with open(isp_cfg, "w") as f:
+        f.write('{"ifname": "eth0", "server_ip": "203.0.113.1", "offer_ip": "203.0.113.10", '
+                '"options": {"1": "ffffff00", "3": "cb007101", "51": "00000e10"}}')
+    isp = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, os.path.join(top, "tests", "lib",
+                            "dhcpserver.py"), isp_cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = lab.qemu_prefix() + [
+        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64,+rdrand", "-m", "1024", "-nodefaults",
+        "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
+        "-kernel", os.path.join(work, "xen"),
+        "-append", "dom0_mem=512M,max:512M console=com1 com1=115200,8n1 noreboot",
+        "-initrd", f"{os.path.join(work, 'vmlinuz')} console=hvc0 quiet,{os.path.join(work, 'dom0.cpio.gz')}",
+        "-netdev", "tap,id=wan,ifname=tap-wan,script=no,downscript=no", "-device", "e1000,netdev=wan",
+        "-netdev", "tap,id=lan,ifname=tap-lan,script=no,downscript=no", "-device", "e1000,netdev=lan"]
+    t0 = time.monotonic()
+    qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    con = Serial(qemu, os.path.join(out, "xen-console.log"))
+    try:
+        m = con.expect(r"DOM0: toolstack up at uptime ([\d.]+) s", 240)
+        check("Xen boots under QEMU, dom0 brings up the toolstack", m, con.buf[-3000:])
+        if not m:
+            return 1
+        print(f"      dom0 toolstack up at dom0 uptime {m.group(1)} s ({time.monotonic() - t0:.1f} s wall)")
+        check("dom0-net made the bridges and its ebtables chain in dom0", con.expect(r"DOM0: bridges ready", 30)
+              and con.expect(r"DOM0: ebtables: .*--ip-dport 67 -j DROP", 5), con.buf[-2000:])
+        m = con.expect(r"DOM0: xl create -n exit (\d+)", 60)
+        check("xl create -n (dry run) accepts the xl config from xen/mkdomu", m and m.group(1) == "0", con.buf[-2000:])
+        m = con.expect(r"DOM0: xl create at uptime ([\d.]+) s", 30)
+        create_up = float(m.group(1)) if m else None
+        r = con.expect(r"ROUTER: \[dom0 ([\d.]+)\] .*netd: router ready at uptime ([\d.]+) s", 240)
+        check("xl create starts the router as a PV domU: netd ready", r, con.buf[-4000:])
+        if r and create_up is not None:
+            print(f"      figures: xl create -> router ready: guest uptime {r.group(2)} s, "
+                  f"{float(r.group(1)) - create_up:.1f} s wall clock (dom0's clock, TCG)")
+        check("the guest booted as a Xen PV guest (hvc0 console, xen-netfront/blkfront)",
+              con.expect(r"ROUTER: .*Booting paravirtualized kernel on Xen PV", 5), con.buf[-3000:])
+
+        # The LAN client: DHCPv4 (BusyBox udhcpc from the image), SLAAC, SSH with the key.
+        bb = os.path.join(out, "rootfs.stage", "bin", "busybox")
+        sh("ip", "addr", "flush", "dev", "eth0", ns=lab.lan)
+        r = sh(bb, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3", "-s", "/bin/true", ns=lab.lan, timeout=90)
+        check("LAN client gets a DHCPv4 lease from the router", "lease of 192.168.7." in r.stdout + r.stderr,
+              r.stdout + r.stderr)
+        lease = re.search(r"lease of (192\.168\.7\.\d+)", r.stdout + r.stderr)
+        if lease:
+            sh("ip", "addr", "add", f"{lease.group(1)}/24", "dev", "eth0", ns=lab.lan)
+
+        def slaac():
+            a = sh("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", ns=lab.lan).stdout
+            return "2001:db8:7:" in a and a
+        end = time.monotonic() + 60
+        a = None
+        while time.monotonic() < end and not a:
+            a = slaac()
+            time.sleep(1)
+        check("LAN client autoconfigures a SLAAC address from the router's RAs", a,
+              sh("ip", "-6", "addr", ns=lab.lan).stdout)
+        key = os.path.join(out, "admin_key")
+        r = sh("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "root@192.168.7.1",
+               "uname -r; netctl status | head -3; grep -E '^Mem(Total|Available):' /proc/meminfo; "
+               "ls /sys/bus/xen/devices/", ns=lab.lan, timeout=90)
+        check("SSH into the router with the key works", r.returncode == 0 and "config:" in r.stdout, r.stdout + r.stderr)
+        check("inside: Xen PV devices (vif, vbd) on the xen bus", "vif-0" in r.stdout and "vbd-" in r.stdout, r.stdout)
+        tot = re.search(r"MemTotal:\s+(\d+)", r.stdout)
+        av = re.search(r"MemAvailable:\s+(\d+)", r.stdout)
+        if tot and av:
+            print(f"      figures: domU memory in use {(int(tot.group(1)) - int(av.group(1))) / 1024:.0f} MiB "
+                  f"of {int(tot.group(1)) / 1024:.0f} MiB (128 MiB domain)")
+
+        # xl shutdown through dom0 (its LAN-bridge address).
+        sh(sys.executable, "-c", "import socket;s=socket.create_connection(('192.168.7.250',9999),timeout=10);"
+           "s.sendall(b'shutdown\\n');s.close()", ns=lab.lan)
+        m = con.expect(r"DOM0: xl shutdown exit (\d+)", 120)
+        check("xl shutdown stops the router", m and m.group(1) == "0", con.buf[-3000:])
+        check("... cleanly (rcK unmounted /data)", re.search(r"ROUTER: .*rcK: /data unmounted cleanly", con.buf),
+              con.buf[-3000:])
+        for line in re.findall(r"DOM0: (?:xl list|free): .*", con.buf):
+            print("      " + line)
+        dm = re.search(r"DOM0: free: Mem:\s+(\d+)\s+(\d+)", con.buf)
+        if dm:
+            print(f"      figures: dom0 memory in use {dm.group(2)} MiB of {dm.group(1)} MiB (dom0_mem=512M)")
+        check("dom0 powers off", con.expect(r"DOM0: done", 30))
+        qemu.wait(60)
+    finally:
+        if qemu.poll() is None:
+            qemu.kill()
+        isp.kill()
+        lab.destroy()
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"figures: whole run {time.monotonic() - t0:.0f} s wall clock")
+    print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
