@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """xen/dom0-net in network namespaces (issue 6): a "dom0" namespace runs the helper for real,
 with veths standing in for the physical uplink and the domUs' vifs; then real DHCP packets
-show the ebtables rules at work:
+show its bridge-filter (ebtables-style, nftables bridge family) rules at work:
 
   WAN bridge: uplink (to an "isp" namespace), vif1.0 (the router's WAN), leak0 (a LAN device
               wrongly plugged into the WAN bridge)
@@ -98,7 +98,7 @@ def main():
         for dev in ("vif1.0", "leak0", "vif1.1", "lanport", "ispleak"):
             sh("ip", "link", "set", dev, "up", ns="dom0")
         time.sleep(1)
-        listing = sh("ebtables", "-L", "V6ROUTER", ns="dom0").stdout
+        listing = sh("nft", "list", "table", "bridge", "v6router", ns="dom0").stdout
 
         check("the router's DHCP discover (from its vif) reaches the ISP", crosses("rtr", 68, 67, "isp", "discover-rtr"))
         check("a DHCP discover from the LAN side (a non-vif port on the WAN bridge) does not reach the ISP",
@@ -122,11 +122,11 @@ def main():
 
         # Idempotent: a second run leaves the same rules, one jump, the same bridges.
         sh(helper, "--uplink", "eth0", "--lan-port", "ispleak", ns="dom0")
-        again = sh("ebtables", "-L", "V6ROUTER", ns="dom0").stdout
-        jumps = sh("ebtables", "-L", "FORWARD", ns="dom0").stdout.count("-j V6ROUTER")
-        check("a second run changes nothing (same chain, one jump)", again == listing and jumps == 1, again)
+        again = sh("nft", "list", "table", "bridge", "v6router", ns="dom0").stdout
+        tables = sh("nft", "list", "tables", ns="dom0").stdout.count("v6router")
+        check("a second run changes nothing (same rules, one table)", again == listing and tables == 1, again)
         # The test can fail: without the rules the LAN-side discover crosses.
-        sh("ebtables", "-F", "V6ROUTER", ns="dom0")
+        sh("nft", "flush", "chain", "bridge", "v6router", "forward", ns="dom0")
         check("control: with the chain flushed the LAN-side discover does cross",
               crosses("lanhost", 68, 67, "isp", "discover-lan-2"))
     finally:
