@@ -99,7 +99,7 @@ public:
     }
 
     Status replace_default_route(int ifindex, const Ipv4Addr& gateway) override {
-        auto r = default_route(ifindex);
+        auto r = default_route(AF_INET);
         if (!r) return r.error();
         in_addr g = gateway.to_in_addr();
         NlAddrPtr gw(nl_addr_build(AF_INET, &g, 4));
@@ -114,7 +114,7 @@ public:
     }
 
     Status del_default_route(int ifindex) override {
-        auto r = default_route(ifindex);
+        auto r = default_route(AF_INET);
         if (!r) return r.error();
         rtnl_nexthop* nh = rtnl_route_nh_alloc();
         if (!nh) return Error{"default route: out of memory"};
@@ -157,36 +157,29 @@ public:
     }
 
     Status replace_default_route6(int ifindex) override {
-        RoutePtr r(rtnl_route_alloc());
-        in6_addr any{};
-        NlAddrPtr dst(nl_addr_build(AF_INET6, &any, 16));
+        auto r = default_route(AF_INET6, RTPROT_STATIC);
+        if (!r) return r.error();
         rtnl_nexthop* nh = rtnl_route_nh_alloc();
-        if (!r || !dst || !nh) return Error{"default route: out of memory"};
-        nl_addr_set_prefixlen(dst.get(), 0);
-        rtnl_route_set_family(r.get(), AF_INET6);
-        rtnl_route_set_dst(r.get(), dst.get());
-        rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
-        rtnl_route_set_protocol(r.get(), RTPROT_STATIC);
-        rtnl_route_set_scope(r.get(), RT_SCOPE_UNIVERSE);
-        rtnl_route_set_type(r.get(), RTN_UNICAST);
+        if (!nh) return Error{"default route: out of memory"};
         rtnl_route_nh_set_ifindex(nh, ifindex);
-        rtnl_route_add_nexthop(r.get(), nh);
-        if (int err = rtnl_route_add(sock_.get(), r.get(), NLM_F_REPLACE); err < 0)
+        rtnl_route_add_nexthop(r->get(), nh);
+        if (int err = rtnl_route_add(sock_.get(), r->get(), NLM_F_REPLACE); err < 0)
             return nl_error("IPv6 default route", err);
         return Ok{};
     }
 
 private:
-    Result<RoutePtr> default_route(int) {
+    // A default route of the family in the main table, without next hop yet.
+    Result<RoutePtr> default_route(int family, uint8_t protocol = RTPROT_DHCP) {
         RoutePtr r(rtnl_route_alloc());
-        in_addr any{};
-        NlAddrPtr dst(nl_addr_build(AF_INET, &any, 4));
+        in6_addr any{};
+        NlAddrPtr dst(nl_addr_build(family, &any, family == AF_INET6 ? 16 : 4));
         if (!r || !dst) return Error{"default route: out of memory"};
         nl_addr_set_prefixlen(dst.get(), 0);
-        rtnl_route_set_family(r.get(), AF_INET);
+        rtnl_route_set_family(r.get(), family);
         rtnl_route_set_dst(r.get(), dst.get());
         rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
-        rtnl_route_set_protocol(r.get(), RTPROT_DHCP);
+        rtnl_route_set_protocol(r.get(), protocol);
         rtnl_route_set_scope(r.get(), RT_SCOPE_UNIVERSE);
         rtnl_route_set_type(r.get(), RTN_UNICAST);
         return r;

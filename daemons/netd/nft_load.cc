@@ -218,13 +218,18 @@ void add_elements(Batch& b, const Table& t, const SetPtr& proto, const std::stri
     }
 }
 
+TablePtr new_table(const Table& t) {
+    TablePtr tab(nftnl_table_alloc());
+    nftnl_table_set_str(tab.get(), NFTNL_TABLE_NAME, t.name.c_str());
+    nftnl_table_set_u32(tab.get(), NFTNL_TABLE_FAMILY, static_cast<uint32_t>(t.family));
+    return tab;
+}
+
 void build_batch(Batch& b, const Ruleset& r) {
     b.begin();
     for (auto& t : r.tables) {
         auto fam = static_cast<uint16_t>(t.family);
-        TablePtr tab(nftnl_table_alloc());
-        nftnl_table_set_str(tab.get(), NFTNL_TABLE_NAME, t.name.c_str());
-        nftnl_table_set_u32(tab.get(), NFTNL_TABLE_FAMILY, fam);
+        auto tab = new_table(t);
         // add (a no-op when it exists), then delete: the delete cannot fail for a missing table.
         auto* nlh = b.begin_message(NFT_MSG_NEWTABLE, fam, NLM_F_CREATE, "table " + t.name);
         nftnl_table_nlmsg_build_payload(nlh, tab.get());
@@ -235,9 +240,7 @@ void build_batch(Batch& b, const Ruleset& r) {
     }
     for (auto& t : r.tables) {
         auto fam = static_cast<uint16_t>(t.family);
-        TablePtr tab(nftnl_table_alloc());
-        nftnl_table_set_str(tab.get(), NFTNL_TABLE_NAME, t.name.c_str());
-        nftnl_table_set_u32(tab.get(), NFTNL_TABLE_FAMILY, fam);
+        auto tab = new_table(t);
         auto* nlh = b.begin_message(NFT_MSG_NEWTABLE, fam, NLM_F_CREATE | NLM_F_EXCL, "table " + t.name);
         nftnl_table_nlmsg_build_payload(nlh, tab.get());
         b.end_message(nlh);

@@ -237,7 +237,6 @@ void Tunnel::start_update() {
                       wan_->str() + "\n" + cfg_.ca_file + "\n";
     if (write(in_w.get(), req.data(), req.size()) < 0) syslog(LOG_WARNING, "tunnel: writing to the update helper failed");
     in_w.reset();
-    helper_pid_ = sp->pid;
     helper_pidfd_ = std::move(sp->pidfd);
     helper_out_ = std::move(out_r);
     helper_buf_.clear();
@@ -245,19 +244,19 @@ void Tunnel::start_update() {
     state_ = "up, updating the endpoint (" + sent_for + ")";
     if (on_sent) on_sent("update");
     last_event_time_ = std::chrono::system_clock::now();
-    loop_.watch(helper_out_.get(), EPOLLIN, [this](uint32_t) {
+    // Output is collected as it comes and once more when the helper has exited.
+    auto drain = [this] {
         char buf[1024];
         ssize_t n;
         while ((n = read(helper_out_.get(), buf, sizeof(buf))) > 0)
             if (helper_buf_.size() < 4096) helper_buf_.append(buf, static_cast<size_t>(n));
-        if (n == 0) loop_.unwatch(helper_out_.get());
+        return n;
+    };
+    loop_.watch(helper_out_.get(), EPOLLIN, [this, drain](uint32_t) {
+        if (drain() == 0) loop_.unwatch(helper_out_.get());
     });
-    loop_.watch(helper_pidfd_.get(), EPOLLIN, [this, sent_for](uint32_t) {
-        // drain what is left, then finish
-        char buf[1024];
-        ssize_t n;
-        while ((n = read(helper_out_.get(), buf, sizeof(buf))) > 0)
-            if (helper_buf_.size() < 4096) helper_buf_.append(buf, static_cast<size_t>(n));
+    loop_.watch(helper_pidfd_.get(), EPOLLIN, [this, sent_for, drain](uint32_t) {
+        drain();
         loop_.unwatch(helper_pidfd_.get());
         loop_.unwatch(helper_out_.get());
         std::string desc = reap(helper_pidfd_.get());

@@ -90,7 +90,6 @@ private:
     EventLoop::TimerId timer_ = 0;
     UniqueFd udp_;
     // the running helper
-    pid_t helper_pid_ = -1;
     UniqueFd helper_pidfd_, helper_out_;
     std::string helper_buf_;
     EventLoop::TimerId helper_timeout_ = 0;
