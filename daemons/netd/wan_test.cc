@@ -11,7 +11,8 @@ namespace {
 class RecordingNetlink final : public Netlink {
 public:
     std::vector<std::string> calls;
-    Result<std::vector<LinkInfo>> links() override { return std::vector<LinkInfo>{}; }
+    std::vector<LinkInfo> link_list;
+    Result<std::vector<LinkInfo>> links() override { return link_list; }
     Status set_up(int i) override { return rec("up " + std::to_string(i)); }
     Status add_address(int i, const Ipv4Cidr& a) override { return rec("add " + std::to_string(i) + " " + a.str()); }
     Status add_address(int i, const Ipv6Addr& a, uint8_t l) override {
@@ -113,6 +114,22 @@ TEST(Wan, LeasefailAndNakKeepAnExistingLease) {
     EXPECT_TRUE(w.lease());
     EXPECT_EQ(w.phase(), Wan::Phase::bound);
     EXPECT_NE(w.status_line().find("203.0.113.10/24"), std::string::npos);
+}
+
+// Under Xen the vifs may appear in any order: the config's MACs decide which is WAN and LAN.
+TEST(ResolveLink, ByMacWhateverTheOrder) {
+    RecordingNetlink nl;
+    auto wan_mac = *MacAddr::parse("52:54:00:12:34:01"), lan_mac = *MacAddr::parse("52:54:00:12:34:02");
+    nl.link_list = {{1, "lo", std::nullopt, true, 65536}, {2, "eth0", lan_mac, false, 1500},
+                    {3, "eth1", wan_mac, false, 1500}};
+    auto wan = resolve_link(nl, InterfaceRef{"", wan_mac});
+    auto lan = resolve_link(nl, InterfaceRef{"", lan_mac});
+    ASSERT_TRUE(wan);
+    ASSERT_TRUE(lan);
+    EXPECT_EQ(wan->name, "eth1");
+    EXPECT_EQ(lan->name, "eth0");
+    EXPECT_FALSE(resolve_link(nl, InterfaceRef{"", *MacAddr::parse("52:54:00:00:00:09")}));
+    EXPECT_FALSE(resolve_link(nl, InterfaceRef{"eth0", wan_mac})) << "a device name that contradicts the MAC is an error";
 }
 
 }  // namespace
