@@ -205,7 +205,7 @@ void read_dhcp(Reader& r, const toml::table& t, LanConfig& lan) {
         }
         if (ip) {
             auto a = Ipv4Addr::parse(*ip);
-            if (!a || !lan.ipv4.contains(*a) || *a == lan.ipv4.addr) {
+            if (!a || !is_lan_host(lan.ipv4, *a)) {
                 r.error(r.node(h, "ip"), "lan.dhcp.host.ip: '" + *ip + "' is not a free address in the LAN subnet");
                 ok = false;
             } else if (seen_ip[*a]++) {
@@ -385,7 +385,7 @@ void read_firewall(Reader& r, const toml::table& t, Config& c) {
         auto to = r.string(h, "to", "firewall.forward4.to", true);
         if (!to) return;
         auto a = Ipv4Addr::parse(*to);
-        if (!a || !c.lan.ipv4.contains(*a) || *a == c.lan.ipv4.addr) {
+        if (!a || !is_lan_host(c.lan.ipv4, *a)) {
             r.error(r.node(h, "to"), "firewall.forward4.to: '" + *to + "' is not a host address in the LAN subnet");
             return;
         }
@@ -425,7 +425,7 @@ void read_tunnel(Reader& r, const toml::table& t, Config& c) {
     }
     if (auto v = r.string(t, "remote", "tunnel.remote", true)) {
         auto a = Ipv4Addr::parse(*v);
-        if (!a || a->host_order == 0 || (a->host_order >> 24) == 127 || (a->host_order >> 28) >= 14)
+        if (!a || !is_unicast_host(*a))
             r.error(r.node(t, "remote"), "tunnel.remote: '" + *v + "' is not a unicast IPv4 address");
         else
             tu.remote = *a;

@@ -1,18 +1,21 @@
-// The top-level daemon object: the only one that sees every module. Loads the config,
-// configures the LAN over netlink, generates the daemons' configs and keeps them supervised;
-// reloads on SIGHUP (a bad file keeps the running configuration), stops them on SIGTERM.
+// The composition: the only object that sees every module. Each input (the config file, a
+// lease event, a netd start) becomes a desired state (desired_state.h), which the reconciler
+// makes real (reconcile.h); a transition the kernel refuses part-way goes back to the previous
+// desired state, whole. The tunnel handler is told where the WAN went afterwards.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "config.h"
 #include "control.h"
+#include "desired_state.h"
 #include "event_loop.h"
-#include "firewall.h"
-#include "netlink.h"
-#include "service_configs.h"
+#include "kernel.h"
+#include "reconcile.h"
 #include "supervisor.h"
 #include "tunnel.h"
 #include "wan.h"
@@ -21,49 +24,58 @@ namespace netd {
 
 struct DaemonOptions {
     std::string config_path = "/data/etc/router.conf";
-    std::string run_dir = kRunDir;
-    std::string udhcpc_hook = "/etc/udhcpc/netd-hook";
-    std::string self_exe = "/usr/sbin/netd";   // runs the tunnel's update helper
+    Paths paths;
 };
 
 class Daemon {
 public:
-    Daemon(EventLoop& loop, Netlink& nl, Supervisor& sup, DaemonOptions opts);
+    Daemon(Kernel& k, ServiceControl& sup, Scheduler& sched, UpdateRunner& updates, DatagramSender& datagrams,
+           DaemonOptions opts);
 
-    void start();   // first load; errors are logged and netd keeps running (reload may fix them)
-    void reload();  // SIGHUP
+    // First convergence: adopts the children a previous netd left, replays the lease udhcpc
+    // holds, then converges on the file (or, if it is broken, on the configuration the previous
+    // netd ran). Errors are reported and netd keeps running (a reload may fix them).
+    void start();
+    void reload();  // SIGHUP and netctl reload
     void stop(std::function<void()> done);
 
-    // A request from the control socket: status [--json], reload, restart SERVICE, firewall
-    // (netctl) and dhcp-event ACTION KEY=VALUE... (the udhcpc hook, through netctl).
+    // A request from the control socket (commands.h).
     ControlReply control(const std::vector<std::string>& args);
 
     const std::optional<Config>& running_config() const { return running_; }
     const std::string& last_error() const { return last_error_; }
+    const Applied& last_applied() const { return last_applied_; }
 
 private:
-    Status apply(const Config& c);
-    Status load_firewall(const Config& c);
-    Status apply_services(const Config& c);
-    ControlReply dhcp_event(const std::vector<std::string>& args, bool replay = false);
-    void wan_address_changed();
+    // Converges on (c, lease); on failure converges back on the previous state. The error
+    // names what the kernel refused.
+    Status transition(const Config& c, const std::optional<DhcpLease>& lease);
+    void follow_tunnel(const Config& c, bool reloaded);
+    std::optional<Ipv4Addr> wan_address() const;
+    ControlReply reload_reply();
+    ControlReply dhcp_event(const std::vector<std::string>& args);
+    ControlReply ntp_event(const std::vector<std::string>& args);
     std::string status_text();
     std::string status_json();
 
-    EventLoop& loop_;
-    Netlink& nl_;
-    Supervisor& sup_;
+    Kernel& kernel_;
+    ServiceControl& sup_;
+    Scheduler& sched_;
+    UpdateRunner& updates_;
+    DatagramSender& datagrams_;
     DaemonOptions opts_;
-    std::optional<Config> running_;
-    RuntimeFacts facts_;
-    std::string last_error_;
-    std::string lan_ifname_;
+    Reconciler reconciler_;
     Wan wan_;
-    Tunnel tunnel_;
+    std::optional<Config> running_;
+    std::optional<DesiredState> current_;     // what the kernel and the supervisor hold
+    std::unique_ptr<TunnelHandler> tunnel_;
+    TunnelConfig tunnel_cfg_;
+    bool clock_synced_ = false;
+    std::string last_error_;                  // config errors or a refused transition
+    std::string last_transition_;             // what the last transition did, for status
+    Applied last_applied_;
+    std::string firewall_info_;
     std::chrono::steady_clock::time_point wan_changed_at_{};
-    std::string firewall_text_;   // what the kernel holds, as nft text (empty: not loaded yet)
-    std::string firewall_info_;   // when and how it was loaded
-    bool forwarding_ = false;
     bool announced_ready_ = false;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

@@ -22,15 +22,6 @@ std::optional<uint64_t> number(const std::string& s) {
     return v;
 }
 
-// A usable unicast host address: not 0.0.0.0/8, loopback, link-local, multicast or broadcast.
-bool is_unicast_host(Ipv4Addr a) {
-    uint32_t v = a.host_order;
-    uint8_t first = v >> 24;
-    if (first == 0 || first == 127 || first >= 224) return false;
-    if ((v & 0xffff0000u) == 0xa9fe0000u) return false;  // 169.254/16
-    return true;
-}
-
 // Parses a dotted netmask ("255.255.255.0") into a prefix length; rejects non-contiguous masks.
 std::optional<uint8_t> mask_len(const std::string& s) {
     auto a = Ipv4Addr::parse(s);

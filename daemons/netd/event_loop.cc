@@ -48,6 +48,22 @@ void EventLoop::unwatch(int fd) {
     epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }
 
+Result<Registration> EventLoop::watch_fd(int fd, uint32_t events, FdHandler handler) {
+    if (auto st = watch(fd, events, std::move(handler)); !st) return st.error();
+    uint64_t token = watches_[fd].token;
+    // Released by token: should the fd have been unwatched and reused meanwhile, the newer
+    // watch is not touched.
+    return Registration([this, fd, token] {
+        auto it = watches_.find(fd);
+        if (it != watches_.end() && it->second.token == token) unwatch(fd);
+    });
+}
+
+Registration EventLoop::after(std::chrono::milliseconds delay, std::function<void()> fn) {
+    TimerId id = add_timer(delay, std::move(fn));
+    return Registration([this, id] { cancel_timer(id); });
+}
+
 EventLoop::TimerId EventLoop::add_timer(Clock::duration after, TimerHandler handler) {
     TimerId id = next_timer_++;
     auto deadline = Clock::now() + after;

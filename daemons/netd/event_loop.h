@@ -8,12 +8,47 @@
 #include <map>
 #include <memory>
 #include <unordered_map>
+#include <utility>
 
 #include "unique_fd.h"
 
 namespace netd {
 
-class EventLoop {
+// A registration (timer or fd watch) that is released when its handle goes: owners hold
+// handles as members, so nothing can fire into an object that is gone. Move-only.
+class Registration {
+public:
+    Registration() = default;
+    explicit Registration(std::function<void()> release) : release_(std::move(release)) {}
+    Registration(Registration&& o) noexcept : release_(std::exchange(o.release_, nullptr)) {}
+    Registration& operator=(Registration&& o) noexcept {
+        if (this != &o) {
+            reset();
+            release_ = std::exchange(o.release_, nullptr);
+        }
+        return *this;
+    }
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+    ~Registration() { reset(); }
+    void reset() {
+        if (auto r = std::exchange(release_, nullptr)) r();
+    }
+    explicit operator bool() const { return static_cast<bool>(release_); }
+
+private:
+    std::function<void()> release_;
+};
+
+// Timers as the tunnel handlers see them, so tests can run time by hand.
+class Scheduler {
+public:
+    virtual ~Scheduler() = default;
+    // fn runs once after the delay unless the returned handle is released first.
+    [[nodiscard]] virtual Registration after(std::chrono::milliseconds delay, std::function<void()> fn) = 0;
+};
+
+class EventLoop final : public Scheduler {
 public:
     using Clock = std::chrono::steady_clock;
     using FdHandler = std::function<void(uint32_t events)>;
@@ -25,6 +60,9 @@ public:
     // Watch fd (not owned) for events (EPOLLIN, ...). The handler may remove any fd, itself included.
     Status watch(int fd, uint32_t events, FdHandler handler);
     void unwatch(int fd);
+    // The same, released with the handle.
+    [[nodiscard]] Result<Registration> watch_fd(int fd, uint32_t events, FdHandler handler);
+    [[nodiscard]] Registration after(std::chrono::milliseconds delay, std::function<void()> fn) override;
 
     TimerId add_timer(Clock::duration after, TimerHandler handler);
     void cancel_timer(TimerId id);  // unknown or expired ids are ignored

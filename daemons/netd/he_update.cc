@@ -108,7 +108,7 @@ int he_update_main() {
     int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
                             reinterpret_cast<const unsigned char*>(cred.data()), static_cast<int>(cred.size()));
     b64.resize(static_cast<size_t>(n));
-    std::string req = "GET " + path + "?hostname=" + id + "&myip=" + myip + " HTTP/1.1\r\nHost: " + host +
+    std::string req = "GET " + path + "?hostname=" + id + (myip.empty() ? "" : "&myip=" + myip) + " HTTP/1.1\r\nHost: " + host +
                       "\r\nAuthorization: Basic " + b64 + "\r\nUser-Agent: netd (v6router)\r\nConnection: close\r\n\r\n";
     if (SSL_write(ssl, req.data(), static_cast<int>(req.size())) <= 0) return fail("tls", "write: " + ssl_error());
     std::string resp;

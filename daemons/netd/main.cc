@@ -16,7 +16,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "event_loop.h"
-#include "netlink.h"
+#include "kernel.h"
 #include "supervisor.h"
 #include "tunnel.h"
 
@@ -76,15 +76,18 @@ int run(const std::string& config_path, bool foreground) {
         syslog(LOG_CRIT, "%s", loop.error().str().c_str());
         return 1;
     }
-    auto nl = netd::make_libnl_netlink();
-    if (!nl) {
-        syslog(LOG_CRIT, "%s", nl.error().str().c_str());
+    auto kernel = netd::make_linux_kernel();
+    if (!kernel) {
+        syslog(LOG_CRIT, "%s", kernel.error().str().c_str());
         return 1;
     }
     netd::Supervisor sup(**loop, {});
     netd::DaemonOptions dopts;
     dopts.config_path = config_path;
-    netd::Daemon daemon(**loop, **nl, sup, dopts);
+    // The tunnel's HE update helper is netd itself (--he-update).
+    auto updates = netd::make_helper_update_runner(**loop, "/usr/sbin/netd");
+    auto datagrams = netd::make_udp_sender();
+    netd::Daemon daemon(**kernel, sup, **loop, *updates, *datagrams, dopts);
 
     bool stopping = false;
     (*loop)->watch(sfd.get(), EPOLLIN, [&](uint32_t) {
@@ -109,8 +112,8 @@ int run(const std::string& config_path, bool foreground) {
     });
     syslog(LOG_INFO, "starting with %s", config_path.c_str());
     // The control socket before anything starts: udhcpc's hook may call as soon as udhcpc runs.
-    mkdir(dopts.run_dir.c_str(), 0755);
-    auto control = netd::ControlServer::listen(**loop, dopts.run_dir + "/control",
+    mkdir(dopts.paths.run_dir.c_str(), 0755);
+    auto control = netd::ControlServer::listen(**loop, dopts.paths.run_dir + "/control",
                                                [&](const std::vector<std::string>& a) { return daemon.control(a); });
     if (!control) syslog(LOG_ERR, "control socket: %s", control.error().str().c_str());
     daemon.start();

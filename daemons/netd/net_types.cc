@@ -147,4 +147,65 @@ bool is_valid_interface_name(std::string_view name) {
     return true;
 }
 
+IpCidr IpCidr::v4(const Ipv4Cidr& c) { return v4(c.addr, c.len); }
+
+IpCidr IpCidr::v4(Ipv4Addr a, uint8_t len) {
+    IpCidr r;
+    r.family = 4;
+    in_addr ia = a.to_in_addr();
+    std::memcpy(r.bytes.data(), &ia, 4);
+    r.len = len;
+    return r;
+}
+
+IpCidr IpCidr::v6(const Ipv6Addr& a, uint8_t len) {
+    IpCidr r;
+    r.family = 6;
+    r.bytes = a.bytes;
+    r.len = len;
+    return r;
+}
+
+std::string IpCidr::addr_str() const {
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(family == 4 ? AF_INET : AF_INET6, bytes.data(), buf, sizeof(buf));
+    return buf;
+}
+
+std::string IpCidr::str() const { return addr_str() + "/" + std::to_string(len); }
+
+bool is_unicast_host(Ipv4Addr a) {
+    uint32_t v = a.host_order;
+    uint8_t first = v >> 24;
+    if (first == 0 || first == 127 || first >= 224) return false;  // this net, loopback, multicast+
+    if ((v & 0xffff0000u) == 0xa9fe0000u) return false;           // 169.254/16
+    return true;
+}
+
+bool is_lan_host(const Ipv4Cidr& lan, Ipv4Addr a) {
+    if (!lan.contains(a) || a == lan.addr) return false;
+    if (lan.len >= 31) return true;  // RFC 3021: no network or broadcast address
+    uint32_t net = lan.network().host_order, bcast = net | ~lan.netmask();
+    return a.host_order != net && a.host_order != bcast && is_unicast_host(a);
+}
+
+bool is_public_ipv4(Ipv4Addr a) {
+    if (!is_unicast_host(a)) return false;
+    struct Block {
+        uint32_t net;
+        uint8_t len;
+    };
+    static constexpr Block kNotPublic[] = {
+        {0x0a000000, 8},   {0xac100000, 12}, {0xc0a80000, 16},  // RFC 1918
+        {0x64400000, 10},                                      // RFC 6598 shared (CGNAT)
+        {0xc0000000, 24},                                      // RFC 6890 (DS-Lite's 192.0.0.2)
+        {0xc6120000, 15},                                      // RFC 2544 benchmarking
+    };
+    // The documentation ranges (RFC 5737) count as public: they stand for public addresses in
+    // examples and tests.
+    for (auto& b : kNotPublic)
+        if (Ipv4Cidr{{b.net}, b.len}.contains(a)) return false;
+    return true;
+}
+
 }  // namespace netd

@@ -58,6 +58,22 @@ struct Ipv6Prefix {
     auto operator<=>(const Ipv6Prefix&) const = default;
 };
 
+// Either family, for kernel state: an address with its prefix length ("192.168.7.1/24",
+// "2001:db8:7::1/64"), or a whole prefix ("0.0.0.0/0").
+struct IpCidr {
+    uint8_t family = 4;                 // 4 or 6
+    std::array<uint8_t, 16> bytes{};    // IPv4 in the first 4, network order
+    uint8_t len = 0;
+
+    static IpCidr v4(const Ipv4Cidr& c);
+    static IpCidr v4(Ipv4Addr a, uint8_t len = 32);
+    static IpCidr v6(const Ipv6Addr& a, uint8_t len = 128);
+    static IpCidr default_route(uint8_t family) { return IpCidr{family, {}, 0}; }
+    std::string str() const;          // "addr/len"
+    std::string addr_str() const;     // without the length
+    auto operator<=>(const IpCidr&) const = default;
+};
+
 struct MacAddr {
     std::array<uint8_t, 6> bytes{};
 
@@ -70,5 +86,17 @@ struct MacAddr {
 bool is_valid_hostname(std::string_view name);     // one RFC 1123 label
 bool is_valid_domain_name(std::string_view name);  // dot-separated RFC 1123 labels
 bool is_valid_interface_name(std::string_view name);
+
+// The one rule for "an IPv4 address a host may use as its own or talk to": not 0.0.0.0/8,
+// loopback, link-local (169.254/16), multicast, reserved or broadcast. Used for the config
+// (tunnel remote) and for DHCP leases alike.
+bool is_unicast_host(Ipv4Addr a);
+// A host on the LAN subnet other than the router: not the router's own address, not the
+// network or broadcast address. Used for static DHCP leases and port forwards alike.
+bool is_lan_host(const Ipv4Cidr& lan, Ipv4Addr a);
+// Whether the address can be someone's address on the internet: not private (RFC 1918),
+// shared (RFC 6598, CGNAT), 192.0.0.0/24, benchmarking, link-local, loopback, multicast.
+// Behind a NAT the WAN address is not: a tunnel broker must take the request's source.
+bool is_public_ipv4(Ipv4Addr a);
 
 }  // namespace netd

@@ -66,5 +66,24 @@ TEST(Names, HostAndDomainSyntax) {
     EXPECT_FALSE(is_valid_interface_name("averyveryverylongname"));
 }
 
+// One rule each, used by the config and the lease parser alike.
+TEST(Rules, UnicastHostLanHostPublic) {
+    auto a = [](const char* s) { return *Ipv4Addr::parse(s); };
+    EXPECT_TRUE(is_unicast_host(a("192.0.2.1")));
+    for (auto* bad : {"0.0.0.0", "0.1.2.3", "127.0.0.1", "169.254.1.1", "224.0.0.1", "240.0.0.1", "255.255.255.255"})
+        EXPECT_FALSE(is_unicast_host(a(bad))) << bad;
+    auto lan = *Ipv4Cidr::parse("192.168.7.1/24");
+    EXPECT_TRUE(is_lan_host(lan, a("192.168.7.10")));
+    EXPECT_FALSE(is_lan_host(lan, a("192.168.7.1"))) << "the router itself";
+    EXPECT_FALSE(is_lan_host(lan, a("192.168.7.0"))) << "the network address";
+    EXPECT_FALSE(is_lan_host(lan, a("192.168.7.255"))) << "the broadcast address";
+    EXPECT_FALSE(is_lan_host(lan, a("192.168.8.10")));
+    EXPECT_TRUE(is_public_ipv4(a("198.51.100.10")));
+    EXPECT_TRUE(is_public_ipv4(a("8.8.8.8")));
+    for (auto* nat : {"10.1.2.3", "172.16.0.1", "172.31.255.1", "192.168.1.50", "100.64.0.1", "100.127.255.1", "192.0.0.2"})
+        EXPECT_FALSE(is_public_ipv4(a(nat))) << nat;
+    EXPECT_TRUE(is_public_ipv4(a("172.32.0.1")));
+}
+
 }  // namespace
 }  // namespace netd

@@ -335,6 +335,36 @@ ServiceStatus Supervisor::status_of(const Service& s) const {
     return st;
 }
 
+std::vector<std::string> Supervisor::service_names() const {
+    std::vector<std::string> out;
+    for (auto& [name, _] : services_) out.push_back(name);
+    return out;
+}
+
+std::optional<ServiceSpec> Supervisor::spec_of(const std::string& name) const {
+    auto it = services_.find(name);
+    if (it == services_.end()) return std::nullopt;
+    return it->second->spec;
+}
+
+void Supervisor::adopt_recorded() {
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(opts_.state_dir, ec)) {
+        if (e.path().extension() != ".pid") continue;
+        std::string name = e.path().stem().string();
+        if (services_.count(name)) continue;
+        std::ifstream in(e.path());
+        std::string line;
+        std::getline(in, line);
+        std::vector<std::string> argv;
+        while (std::getline(in, line)) argv.push_back(line);
+        auto s = std::make_unique<Service>(ServiceSpec{name, argv}, opts_.policy);
+        Service& ref = *s;
+        services_.emplace(name, std::move(s));
+        if (!try_adopt(ref)) services_.erase(name);
+    }
+}
+
 std::vector<ServiceStatus> Supervisor::status() const {
     std::vector<ServiceStatus> out;
     for (auto& [_, s] : services_) out.push_back(status_of(*s));

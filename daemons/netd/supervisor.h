@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,22 @@ struct ServiceStatus {
     bool adopted = false;    // found running when netd started
 };
 
-class Supervisor {
+// The supervisor as the reconciler sees it (Supervisor implements it; tests record).
+class ServiceControl {
+public:
+    virtual ~ServiceControl() = default;
+    virtual std::vector<std::string> service_names() const = 0;
+    virtual std::optional<ServiceSpec> spec_of(const std::string& name) const = 0;
+    // Start, or restart when the spec changed; a failed service is retried.
+    virtual void ensure(const ServiceSpec& spec) = 0;
+    virtual void restart(const std::string& name) = 0;
+    virtual void remove(const std::string& name, std::function<void()> done = {}) = 0;
+    virtual void stop_all(std::function<void()> done) = 0;
+    virtual void adopt_recorded() = 0;
+    virtual std::vector<ServiceStatus> status() const = 0;
+};
+
+class Supervisor final : public ServiceControl {
 public:
     struct Options {
         std::string state_dir = "/run/netd/services";
@@ -56,17 +72,22 @@ public:
     // Start the service, or adopt its running instance, or (if its spec changed) restart it;
     // a failed service is retried at once.
     // Returns immediately; failures to start count as crashes.
-    void ensure(const ServiceSpec& spec);
+    void ensure(const ServiceSpec& spec) override;
     // Operator restart: forget the crash history, stop if running, start again.
-    void restart(const std::string& name);
+    void restart(const std::string& name) override;
     // Stop and forget a service; `done` runs once it is gone.
-    void remove(const std::string& name, std::function<void()> done = {});
+    void remove(const std::string& name, std::function<void()> done = {}) override;
     // Stop every service (netd shutting down); `done` runs once all are gone.
-    void stop_all(std::function<void()> done);
+    void stop_all(std::function<void()> done) override;
     // Leave the children running and forget them (netd exec'ing itself, or tests).
     void abandon_all();
 
-    std::vector<ServiceStatus> status() const;
+    std::vector<ServiceStatus> status() const override;
+    std::vector<std::string> service_names() const override;
+    std::optional<ServiceSpec> spec_of(const std::string& name) const override;
+    // After netd restarted: adopt every child a valid record names (see adopt() in process.h),
+    // wanted or not; the reconciler then stops those no longer wanted.
+    void adopt_recorded() override;
     // Called on every state change (logging, tests).
     std::function<void(const ServiceStatus&)> on_change;
 

@@ -14,8 +14,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "control.h"
-#include "process.h"
+#include <nlohmann/json.hpp>
 
 namespace netd {
 
@@ -64,11 +63,277 @@ std::chrono::seconds update_retry_delay(unsigned failures) {
     return std::chrono::seconds{std::min(s, 1800L)};
 }
 
+const char* to_string(TunnelState s) {
+    switch (s) {
+        case TunnelState::not_configured: return "not configured";
+        case TunnelState::waiting_wan: return "waiting for a WAN address";
+        case TunnelState::waiting_clock: return "WAITING FOR CLOCK SYNC";
+        case TunnelState::updating: return "updating the endpoint";
+        case TunnelState::up: return "up";
+        case TunnelState::refused: return "UPDATE REFUSED";
+        case TunnelState::retrying: return "FAILED, retrying";
+    }
+    return "?";
+}
+
 namespace {
 
-std::string clock_text(std::chrono::system_clock::time_point t) {
+using std::chrono::system_clock;
+
+class StaticHandler final : public TunnelHandler {
+public:
+    void wan_changed(std::optional<Ipv4Addr> wan) override { wan_ = wan; }
+    void reload() override {}
+    void retry_now() override {}
+    TunnelStatus status() const override {
+        TunnelStatus s;
+        s.mode = TunnelMode::static_;
+        s.state = wan_ ? TunnelState::up : TunnelState::waiting_wan;
+        return s;
+    }
+
+private:
+    std::optional<Ipv4Addr> wan_;
+};
+
+// he: at most one update in flight; a WAN change cancels one for an address the router no
+// longer holds; "up" only when the broker acknowledged the router's current address.
+class HeHandler final : public TunnelHandler {
+public:
+    HeHandler(const TunnelConfig& c, TunnelDeps d) : cfg_(c), d_(std::move(d)) {}
+
+    void wan_changed(std::optional<Ipv4Addr> wan) override {
+        if (wan == wan_) return;
+        wan_ = wan;
+        if (inflight_ && inflight_for_ != wan_) {
+            inflight_.reset();
+            syslog(LOG_INFO, "tunnel: update for %s cancelled: the WAN address changed", inflight_for_.str().c_str());
+        }
+        // A new address is worth telling at once, whatever failed for the previous one.
+        failures_ = 0;
+        retry_.reset();
+        kick();
+    }
+
+    void reload() override {
+        // A reload (credentials fixed on the broker's side) resumes after badauth.
+        if (refused_) syslog(LOG_NOTICE, "tunnel: reload: endpoint updates resume");
+        refused_ = false;
+        if (!acked_ || acked_ != wan_) {
+            failures_ = 0;
+            retry_.reset();
+            kick();
+        }
+    }
+
+    void retry_now() override {
+        refused_ = false;
+        failures_ = 0;
+        acked_.reset();
+        retry_.reset();
+        inflight_.reset();
+        kick();
+    }
+
+    TunnelStatus status() const override {
+        TunnelStatus s = st_;
+        s.mode = TunnelMode::he;
+        s.failures = failures_;
+        s.broker_address = broker_address_;
+        if (!wan_)
+            s.state = TunnelState::waiting_wan;
+        else if (inflight_)
+            s.state = TunnelState::updating;
+        else if (refused_)
+            s.state = TunnelState::refused;
+        else if (acked_ && *acked_ == *wan_)
+            s.state = TunnelState::up;
+        else
+            s.state = TunnelState::retrying;
+        if (!retry_) s.next_at = {};
+        return s;
+    }
+
+private:
+    void kick() {
+        if (!wan_ || refused_ || inflight_ || retry_) return;
+        if (acked_ && *acked_ == *wan_) return;
+        HeRequest r{cfg_.update_url, cfg_.username, cfg_.update_key, cfg_.tunnel_id, cfg_.ca_file, std::nullopt};
+        // Behind a NAT the WAN address means nothing to the broker: leave myip out and let it
+        // take the address the request comes from (as OpenWrt's 6in4 does).
+        if (is_public_ipv4(*wan_)) r.myip = *wan_;
+        inflight_for_ = *wan_;
+        st_.detail = "updating the endpoint (" + wan_->str() + (r.myip ? "" : ", behind NAT: myip left out") + ")";
+        st_.last_at = system_clock::now();
+        inflight_ = d_.updates.start(r, [this](const std::string& out) { finished(out); });
+        if (d_.on_sent) d_.on_sent("update");
+    }
+
+    void finished(const std::string& output) {
+        Ipv4Addr sent_for = inflight_for_;
+        inflight_.reset();
+        int status = 0;
+        std::string first = output.substr(0, output.find('\n'));
+        std::string body = output.find('\n') == std::string::npos ? "" : output.substr(output.find('\n') + 1);
+        while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+        for (char& c : body)
+            if (c < 0x20 || c > 0x7e) c = '?';
+        HeOutcome o = HeOutcome::failed;
+        std::string what;
+        if (std::sscanf(first.c_str(), "HTTP %d", &status) == 1) {
+            o = parse_he_reply(status, body);
+            what = "HTTP " + std::to_string(status) + " '" + body.substr(0, 80) + "'";
+        } else {
+            what = first.empty() ? "update helper ended without an answer" : first.substr(0, 160);
+        }
+        st_.last_at = system_clock::now();
+        st_.last = std::string("update ") + to_string(o) + ": " + what;
+        switch (o) {
+            case HeOutcome::good:
+            case HeOutcome::nochg: {
+                failures_ = 0;
+                acked_ = sent_for;
+                // "good 198.51.100.7": the address the broker now sends the tunnel to.
+                auto sp = body.find(' ');
+                auto ip = sp == std::string::npos ? std::nullopt : Ipv4Addr::parse(body.substr(sp + 1, body.find(' ', sp + 1) - sp - 1));
+                broker_address_ = ip ? ip->str() : "";
+                st_.detail = "the broker sends the tunnel to " + (ip ? ip->str() : sent_for.str());
+                syslog(LOG_NOTICE, "tunnel: endpoint update %s", st_.last.c_str());
+                break;
+            }
+            case HeOutcome::badauth:
+                refused_ = true;
+                st_.detail = "badauth: check tunnel.username and tunnel.update_key; not retried until "
+                             "'netctl reload' or 'netctl tunnel-update'";
+                syslog(LOG_ERR, "tunnel: endpoint update refused: badauth (wrong username or update key); not retrying");
+                break;
+            case HeOutcome::abuse:
+                st_.detail = "abuse: the broker refuses updates for now; next try in 2 h";
+                syslog(LOG_ERR, "tunnel: endpoint update refused: abuse; next try in 2 h");
+                schedule(std::chrono::duration_cast<std::chrono::seconds>(kAbuseDelay));
+                break;
+            case HeOutcome::failed: {
+                ++failures_;
+                auto delay = update_retry_delay(failures_);
+                st_.detail = "endpoint update failed " + std::to_string(failures_) + "x, retry in " +
+                             std::to_string(delay.count()) + " s";
+                syslog(LOG_WARNING, "tunnel: endpoint update failed (%s); retry %u in %lld s", what.c_str(), failures_,
+                       static_cast<long long>(delay.count()));
+                schedule(delay);
+                break;
+            }
+        }
+        // The WAN moved while the update ran: tell the broker the newest address.
+        if (wan_ && *wan_ != sent_for) {
+            retry_.reset();
+            failures_ = 0;
+            kick();
+        }
+    }
+
+    void schedule(std::chrono::seconds delay) {
+        st_.next_at = system_clock::now() + delay;
+        retry_ = d_.sched.after(delay, [this] {
+            retry_.reset();
+            kick();  // reads the WAN address as it is then: none means wait for one
+        });
+    }
+
+    TunnelConfig cfg_;
+    TunnelDeps d_;
+    std::optional<Ipv4Addr> wan_, acked_;
+    Ipv4Addr inflight_for_;
+    Registration inflight_, retry_;
+    bool refused_ = false;
+    unsigned failures_ = 0;
+    std::string broker_address_;
+    TunnelStatus st_;
+};
+
+// heartbeat: the beat is rescheduled every interval whatever happens, so it never stops for
+// good; without a WAN address or a synchronised clock a beat is skipped, not the schedule.
+class HeartbeatHandler final : public TunnelHandler {
+public:
+    HeartbeatHandler(const TunnelConfig& c, TunnelDeps d) : cfg_(c), d_(std::move(d)) {}
+
+    void wan_changed(std::optional<Ipv4Addr> wan) override {
+        if (wan == wan_) return;
+        wan_ = wan;
+        if (wan_) {
+            beat();  // at once for a new or returning address
+        } else {
+            syslog(LOG_NOTICE, "tunnel: no WAN address: heartbeats wait for one");
+        }
+    }
+
+    void clock_synced(bool synced) override {
+        bool was = clock_;
+        clock_ = synced;
+        if (!was && synced) {
+            syslog(LOG_NOTICE, "tunnel: clock synchronised: heartbeats start");
+            if (wan_) beat();
+        } else if (was && !synced) {
+            syslog(LOG_WARNING, "tunnel: CLOCK NOT SYNCHRONISED (ntpd): heartbeats stop until it is");
+        }
+    }
+
+    void reload() override {
+        if (wan_) beat();
+    }
+    void retry_now() override { reload(); }
+
+    TunnelStatus status() const override {
+        TunnelStatus s = st_;
+        s.mode = TunnelMode::heartbeat;
+        s.failures = failures_;
+        if (!wan_)
+            s.state = TunnelState::waiting_wan;
+        else if (!clock_)
+            s.state = TunnelState::waiting_clock;
+        else if (failures_)
+            s.state = TunnelState::retrying;
+        else
+            s.state = st_.last.empty() ? TunnelState::retrying : TunnelState::up;
+        s.detail = clock_ ? "clock synchronised" : "no heartbeat is sent until ntpd synchronises the clock";
+        return s;
+    }
+
+private:
+    void beat() {
+        st_.next_at = system_clock::now() + std::chrono::seconds{cfg_.interval};
+        timer_ = d_.sched.after(std::chrono::seconds{cfg_.interval}, [this] { beat(); });
+        if (!wan_) return;
+        if (!clock_) {
+            syslog(LOG_WARNING, "tunnel: clock not synchronised (ntpd): heartbeat held back");
+            return;
+        }
+        std::string pkt = heartbeat_packet(cfg_.local_ipv6.str(), cfg_.sender ? "sender" : wan_->str(), d_.unix_time(),
+                                           cfg_.password);
+        std::string err = d_.datagrams.send(pkt, cfg_.remote, kHeartbeatPort);
+        st_.last_at = system_clock::now();
+        if (err.empty()) {
+            failures_ = 0;
+            st_.last = "heartbeat sent";
+            if (d_.on_sent) d_.on_sent("heartbeat");
+        } else {
+            ++failures_;
+            st_.last = "heartbeat NOT sent: " + err;
+            syslog(LOG_WARNING, "tunnel: %s", st_.last.c_str());
+        }
+    }
+
+    TunnelConfig cfg_;
+    TunnelDeps d_;
+    std::optional<Ipv4Addr> wan_;
+    bool clock_ = false;
+    unsigned failures_ = 0;
+    Registration timer_;
+    TunnelStatus st_;
+};
+
+std::string clock_text(system_clock::time_point t) {
     if (t.time_since_epoch().count() == 0) return "-";
-    time_t tt = std::chrono::system_clock::to_time_t(t);
+    time_t tt = system_clock::to_time_t(t);
     char buf[32];
     struct tm tm;
     gmtime_r(&tt, &tm);
@@ -76,276 +341,48 @@ std::string clock_text(std::chrono::system_clock::time_point t) {
     return buf;
 }
 
+std::string local_text(const TunnelConfig& c, std::optional<Ipv4Addr> wan) {
+    if (c.mode == TunnelMode::heartbeat && c.sender) return "(sender)";
+    return wan ? wan->str() : "-";
+}
+
 }  // namespace
 
-Tunnel::Tunnel(EventLoop& loop, Netlink& nl, std::string helper_exe)
-    : loop_(loop), nl_(nl), helper_exe_(std::move(helper_exe)) {}
-
-Tunnel::~Tunnel() {
-    if (timer_) loop_.cancel_timer(timer_);
-    if (helper_timeout_) loop_.cancel_timer(helper_timeout_);
-    if (helper_out_) loop_.unwatch(helper_out_.get());
-    if (helper_pidfd_) {
-        loop_.unwatch(helper_pidfd_.get());
-        send_signal(helper_pidfd_.get(), SIGKILL);
+std::unique_ptr<TunnelHandler> make_tunnel_handler(const TunnelConfig& c, TunnelDeps deps) {
+    switch (c.mode) {
+        case TunnelMode::he: return std::make_unique<HeHandler>(c, std::move(deps));
+        case TunnelMode::heartbeat: return std::make_unique<HeartbeatHandler>(c, std::move(deps));
+        case TunnelMode::static_: return std::make_unique<StaticHandler>();
+        case TunnelMode::none: break;
     }
+    return nullptr;
 }
 
-bool Tunnel::configure(const TunnelConfig& tc) {
-    if (tc == cfg_) return false;
-    cfg_ = tc;
-    applied_local_.reset();
-    failures_ = 0;
-    stopped_badauth_ = false;
-    up_ = false;
-    if (!enabled()) {
-        state_ = "not configured";
-        return true;
-    }
-    apply();
-    return true;
-}
-
-void Tunnel::wan_changed(std::optional<Ipv4Addr> wan) {
-    if (wan == wan_) return;
-    wan_ = wan;
-    if (enabled()) apply();
-}
-
-void Tunnel::clock_synced(bool synced) {
-    bool was = clock_synced_;
-    clock_synced_ = synced;
-    if (!was && synced && cfg_.mode == TunnelMode::heartbeat && up_) {
-        syslog(LOG_NOTICE, "tunnel: clock synchronised: heartbeats start");
-        send_heartbeat();
-    } else if (was && !synced && cfg_.mode == TunnelMode::heartbeat) {
-        syslog(LOG_WARNING, "tunnel: CLOCK NOT SYNCHRONISED (ntpd): heartbeats stop until it is");
-    }
-}
-
-void Tunnel::schedule(std::chrono::seconds after, std::function<void()> fn) {
-    if (timer_) loop_.cancel_timer(timer_);
-    next_retry_ = std::chrono::system_clock::now() + after;
-    timer_ = loop_.add_timer(after, [this, fn = std::move(fn)] {
-        timer_ = 0;
-        fn();
-    });
-}
-
-void Tunnel::apply() {
-    if (!wan_) {
-        state_ = "waiting for a WAN address";
-        return;
-    }
-    // In sender mode (behind NAT) the local end stays unset: the PoP answers whatever source
-    // address the heartbeat arrives from.
-    Ipv4Addr local = cfg_.mode == TunnelMode::heartbeat && cfg_.sender ? Ipv4Addr{0} : *wan_;
-    bool retarget = applied_local_ != local;
-    if (retarget || !up_) {
-        auto idx = nl_.ensure_sit(kTunnelIf, local, cfg_.remote, cfg_.mtu);
-        Status st = idx ? Status(Ok{}) : Status(idx.error());
-        if (st) st = nl_.set_up(*idx);
-        if (st) st = nl_.set_mtu(*idx, cfg_.mtu);
-        if (st) st = nl_.add_address(*idx, cfg_.local_ipv6, cfg_.local_ipv6_len);
-        if (st) st = nl_.replace_default_route6(*idx);
-        if (!st) {
-            state_ = "DOWN: " + st.error().str();
-            syslog(LOG_ERR, "tunnel: %s", state_.c_str());
-            up_ = false;
-            schedule(std::chrono::seconds{10}, [this] { apply(); });
-            return;
-        }
-        syslog(LOG_NOTICE, "tunnel: %s local %s remote %s mtu %u", kTunnelIf, local.str().c_str(),
-               cfg_.remote.str().c_str(), cfg_.mtu);
-        applied_local_ = local;
-        up_ = true;
-    }
-    state_ = "up";
-    switch (cfg_.mode) {
-        case TunnelMode::he:
-            if (retarget && !stopped_badauth_) {
-                failures_ = 0;
-                start_update();
-            }
-            break;
-        case TunnelMode::heartbeat:
-            if (retarget) send_heartbeat();
-            break;
-        default:
-            break;
-    }
-}
-
-void Tunnel::send_heartbeat() {
-    if (cfg_.mode != TunnelMode::heartbeat || !up_ || !wan_) return;
-    if (!clock_synced_) {
-        state_ = "up, WAITING FOR CLOCK SYNC (ntpd): no heartbeat is sent until then";
-        syslog(LOG_WARNING, "tunnel: clock not synchronised (ntpd): heartbeat held back");
-        schedule(std::chrono::seconds{cfg_.interval}, [this] { send_heartbeat(); });
-        return;
-    }
-    state_ = "up";
-    if (!udp_) udp_.reset(socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    std::string pkt = heartbeat_packet(cfg_.local_ipv6.str(), cfg_.sender ? "sender" : wan_->str(),
-                                       static_cast<int64_t>(time(nullptr)), cfg_.password);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(kHeartbeatPort);
-    to.sin_addr = cfg_.remote.to_in_addr();
-    ssize_t n = sendto(udp_.get(), pkt.data(), pkt.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to));
-    last_event_time_ = std::chrono::system_clock::now();
-    if (n == static_cast<ssize_t>(pkt.size())) {
-        last_event_ = "heartbeat sent";
-        if (on_sent) on_sent("heartbeat");
-    } else {
-        last_event_ = std::string("heartbeat NOT sent: ") + std::strerror(errno);
-        syslog(LOG_WARNING, "tunnel: %s", last_event_.c_str());
-    }
-    schedule(std::chrono::seconds{cfg_.interval}, [this] { send_heartbeat(); });
-}
-
-void Tunnel::retry_now() {
-    stopped_badauth_ = false;
-    failures_ = 0;
-    applied_local_.reset();
-    if (enabled()) apply();
-}
-
-void Tunnel::start_update() {
-    // One update at a time: when it ends, a newer WAN address (if any) gets its own update.
-    if (helper_pidfd_) return;
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0) return;
-    if (pipe2(out, O_CLOEXEC | O_NONBLOCK) != 0) {
-        close(in[0]);
-        close(in[1]);
-        return;
-    }
-    UniqueFd in_r(in[0]), in_w(in[1]), out_r(out[0]), out_w(out[1]);
-    SpawnOptions so;
-    so.argv = {helper_exe_, "--he-update"};
-    so.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
-    so.stdin_fd = in_r.get();
-    so.stdout_fd = out_w.get();
-    auto sp = spawn(so);
-    if (!sp) {
-        last_event_ = "update not started: " + sp.error().str();
-        return;
-    }
-    // Credentials go through a pipe, never on a command line (ps would show them).
-    std::string req = cfg_.update_url + "\n" + cfg_.username + "\n" + cfg_.update_key + "\n" + cfg_.tunnel_id + "\n" +
-                      wan_->str() + "\n" + cfg_.ca_file + "\n";
-    if (write(in_w.get(), req.data(), req.size()) < 0) syslog(LOG_WARNING, "tunnel: writing to the update helper failed");
-    in_w.reset();
-    helper_pidfd_ = std::move(sp->pidfd);
-    helper_out_ = std::move(out_r);
-    helper_buf_.clear();
-    std::string sent_for = wan_->str();
-    state_ = "up, updating the endpoint (" + sent_for + ")";
-    if (on_sent) on_sent("update");
-    last_event_time_ = std::chrono::system_clock::now();
-    // Output is collected as it comes and once more when the helper has exited.
-    auto drain = [this] {
-        char buf[1024];
-        ssize_t n;
-        while ((n = read(helper_out_.get(), buf, sizeof(buf))) > 0)
-            if (helper_buf_.size() < 4096) helper_buf_.append(buf, static_cast<size_t>(n));
-        return n;
-    };
-    loop_.watch(helper_out_.get(), EPOLLIN, [this, drain](uint32_t) {
-        if (drain() == 0) loop_.unwatch(helper_out_.get());
-    });
-    loop_.watch(helper_pidfd_.get(), EPOLLIN, [this, sent_for, drain](uint32_t) {
-        drain();
-        loop_.unwatch(helper_pidfd_.get());
-        loop_.unwatch(helper_out_.get());
-        std::string desc = reap(helper_pidfd_.get());
-        helper_pidfd_.reset();
-        helper_out_.reset();
-        if (helper_timeout_) loop_.cancel_timer(std::exchange(helper_timeout_, 0));
-        update_finished(helper_buf_, desc);
-        // The WAN moved while the update ran: tell the broker the newest address.
-        if (wan_ && wan_->str() != sent_for && !stopped_badauth_) start_update();
-    });
-    helper_timeout_ = loop_.add_timer(std::chrono::seconds{30}, [this] {
-        helper_timeout_ = 0;
-        if (helper_pidfd_) send_signal(helper_pidfd_.get(), SIGKILL);
-        helper_buf_ += "ERROR timeout no answer within 30 s\n";
-    });
-}
-
-void Tunnel::update_finished(const std::string& output, const std::string& exit_desc) {
-    int status = 0;
-    std::string first = output.substr(0, output.find('\n'));
-    std::string body = output.find('\n') == std::string::npos ? "" : output.substr(output.find('\n') + 1);
-    while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
-    for (char& c : body)
-        if (c < 0x20 || c > 0x7e) c = '?';
-    HeOutcome o = HeOutcome::failed;
-    std::string what;
-    if (std::sscanf(first.c_str(), "HTTP %d", &status) == 1) {
-        o = parse_he_reply(status, body);
-        what = "HTTP " + std::to_string(status) + " '" + body.substr(0, 80) + "'";
-    } else {
-        what = first.empty() ? "update helper " + exit_desc : first.substr(0, 160);
-    }
-    last_event_time_ = std::chrono::system_clock::now();
-    last_event_ = std::string("update ") + to_string(o) + ": " + what;
-    switch (o) {
-        case HeOutcome::good:
-        case HeOutcome::nochg:
-            failures_ = 0;
-            state_ = "up";
-            syslog(LOG_NOTICE, "tunnel: endpoint update %s", last_event_.c_str());
-            if (timer_) loop_.cancel_timer(std::exchange(timer_, 0));
-            next_retry_ = {};
-            return;
-        case HeOutcome::badauth:
-            stopped_badauth_ = true;
-            state_ = "up, UPDATE REFUSED (badauth): check tunnel.username and tunnel.update_key; not retried";
-            syslog(LOG_ERR, "tunnel: endpoint update refused: badauth (wrong username or update key); not retrying");
-            if (timer_) loop_.cancel_timer(std::exchange(timer_, 0));
-            next_retry_ = {};
-            return;
-        case HeOutcome::abuse:
-            state_ = "up, update refused (abuse): waiting 2 h";
-            syslog(LOG_ERR, "tunnel: endpoint update refused: abuse; next try in 2 h");
-            schedule(std::chrono::duration_cast<std::chrono::seconds>(kAbuseDelay), [this] { start_update(); });
-            return;
-        case HeOutcome::failed: {
-            ++failures_;
-            auto d = update_retry_delay(failures_);
-            state_ = "up, endpoint update FAILED (" + std::to_string(failures_) + "x), retry in " +
-                     std::to_string(d.count()) + " s";
-            syslog(LOG_WARNING, "tunnel: endpoint update failed (%s); retry %u in %lld s", what.c_str(), failures_,
-                   static_cast<long long>(d.count()));
-            schedule(d, [this] { start_update(); });
-            return;
-        }
-    }
-}
-
-std::string Tunnel::status_text() const {
-    if (!enabled()) return "not configured\n";
-    std::string o = std::string(to_string(cfg_.mode)) + " " + kTunnelIf + " " + state_ + "\n";
-    o += "          local " +
-         (cfg_.mode == TunnelMode::heartbeat && cfg_.sender ? std::string("(sender)")
-                                                            : (wan_ ? wan_->str() : std::string("-"))) +
-         " remote " + cfg_.remote.str() + " mtu " + std::to_string(cfg_.mtu) + " ipv6 " + cfg_.local_ipv6.str() + "/" +
-         std::to_string(cfg_.local_ipv6_len) + "\n";
-    o += "          last: " + (last_event_.empty() ? std::string("-") : last_event_ + " at " + clock_text(last_event_time_));
-    if (next_retry_.time_since_epoch().count() && timer_) o += "; next at " + clock_text(next_retry_);
-    if (cfg_.mode == TunnelMode::heartbeat) o += clock_synced_ ? "; clock synchronised" : "; CLOCK NOT SYNCHRONISED";
+std::string tunnel_status_text(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan) {
+    if (c.mode == TunnelMode::none) return "not configured\n";
+    std::string o = std::string(to_string(c.mode)) + " " + kTunnelIf + " " + to_string(s.state);
+    if (!s.detail.empty()) o += " (" + s.detail + ")";
+    o += "\n          local " + local_text(c, wan) + " remote " + c.remote.str() + " mtu " + std::to_string(c.mtu) +
+         " ipv6 " + c.local_ipv6.str() + "/" + std::to_string(c.local_ipv6_len);
+    if (!s.broker_address.empty()) o += " broker sees " + s.broker_address;
+    o += "\n          last: " + (s.last.empty() ? std::string("-") : s.last + " at " + clock_text(s.last_at));
+    if (s.next_at.time_since_epoch().count()) o += "; next at " + clock_text(s.next_at);
     return o + "\n";
 }
 
-std::string Tunnel::status_json() const {
-    std::string o = "{\"mode\":" + json_escape(to_string(cfg_.mode)) + ",\"state\":" + json_escape(state_) +
-                    ",\"up\":" + (up_ ? "true" : "false") + ",\"remote\":" + json_escape(cfg_.remote.str()) +
-                    ",\"local\":" + json_escape(wan_ ? wan_->str() : "") + ",\"mtu\":" + std::to_string(cfg_.mtu) +
-                    ",\"last\":" + json_escape(last_event_) + ",\"last_at\":" + json_escape(clock_text(last_event_time_)) +
-                    ",\"failures\":" + std::to_string(failures_) + ",\"clock_synced\":" + (clock_synced_ ? "true" : "false");
-    return o + "}";
+nlohmann::json tunnel_status_json(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan) {
+    return {{"mode", to_string(c.mode)},
+            {"state", to_string(s.state)},
+            {"up", s.state == TunnelState::up},
+            {"detail", s.detail},
+            {"remote", c.remote.str()},
+            {"local", local_text(c, wan)},
+            {"mtu", c.mtu},
+            {"last", s.last},
+            {"last_at", clock_text(s.last_at)},
+            {"next_at", clock_text(s.next_at)},
+            {"failures", s.failures},
+            {"broker_address", s.broker_address}};
 }
 
 }  // namespace netd

@@ -1,24 +1,29 @@
-// The 6in4 tunnel (sit device "sit6in4"): follows the WAN address, and tells the broker.
-//   he         static remote; on every new WAN address: retarget the local end, then the HE
-//              endpoint update over HTTPS (done by a helper process, `netd --he-update`, so a
-//              slow DNS or TLS exchange never blocks netd's loop);
-//   heartbeat  SixXS/AICCU style: the signed UDP heartbeat to port 3740 every interval and at
-//              once after a WAN change, only once ntpd says the clock is synchronised;
+// The 6in4 tunnel's conversation with the broker, one handler per mode behind one small
+// interface. The kernel side (the sit device "sit6in4", its address, the IPv6 default route)
+// is part of the desired state (desired_state.h) and follows the WAN address there; the
+// handler is told when that address changed and tells the broker:
+//   he         the Hurricane Electric endpoint update over HTTPS (a helper process, `netd
+//              --he-update`, so slow DNS or TLS never blocks netd's loop); behind a NAT (a
+//              private or shared WAN address) without `myip`, so the broker takes the
+//              request's source address, and the address it reports is shown;
+//   heartbeat  SixXS/AICCU style: the signed UDP heartbeat to port 3740 every interval, and at
+//              once when the WAN address comes or changes, only once ntpd says the clock is
+//              synchronised;
 //   static     fixed endpoints, nothing to tell.
-// The protocol facts are in ../shared/PROTOCOLS.md.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "config.h"
 #include "event_loop.h"
-#include "netlink.h"
-#include "unique_fd.h"
 
 namespace netd {
 
@@ -37,62 +42,81 @@ HeOutcome parse_he_reply(int http_status, std::string_view body);
 // Retry schedule after failed updates: 15 s doubling to 30 min; `abuse` waits 2 h.
 std::chrono::seconds update_retry_delay(unsigned consecutive_failures);
 inline constexpr std::chrono::seconds kAbuseDelay{7200};
+inline constexpr std::chrono::seconds kUpdateTimeout{30};
 
-// The helper: reads url, username, key, tunnel id, myip, CA file (one per line) on stdin, does
-// the HTTPS GET with a verified certificate, prints "HTTP <status>\n<first body line>\n" or
-// "ERROR <dns|connect|tls|http> <message>\n". Exits 0 when it got an HTTP answer.
+// The helper: reads url, username, key, tunnel id, myip (may be empty: left out of the
+// request), CA file (one per line) on stdin, does the HTTPS GET with a verified certificate,
+// prints "HTTP <status>\n<first body line>\n" or "ERROR <dns|connect|tls|http> <message>\n".
 int he_update_main();
 
-class Tunnel {
-public:
-    Tunnel(EventLoop& loop, Netlink& nl, std::string helper_exe);
-    ~Tunnel();
-
-    // On every config load; returns whether the tunnel's inputs changed.
-    bool configure(const TunnelConfig& tc);
-    // On every WAN address change (nullopt: no address).
-    void wan_changed(std::optional<Ipv4Addr> wan);
-    // ntpd's view of the clock (from its -S hook): heartbeats wait for it.
-    void clock_synced(bool synced);
-
-    bool enabled() const { return cfg_.mode != TunnelMode::none; }
-    bool up() const { return up_; }
-    unsigned mtu() const { return cfg_.mtu; }
-    const TunnelConfig& config() const { return cfg_; }
-    std::string status_text() const;
-    std::string status_json() const;
-    void retry_now();  // netctl tunnel-update
-
-    // For tests and figures: when the last update or heartbeat left (steady clock).
-    std::function<void(const std::string& what)> on_sent;
-
-private:
-    void apply();
-    void schedule(std::chrono::seconds after, std::function<void()> fn);
-    void send_heartbeat();
-    void start_update();
-    void update_finished(const std::string& output, const std::string& exit_desc);
-
-    EventLoop& loop_;
-    Netlink& nl_;
-    std::string helper_exe_;
-    TunnelConfig cfg_;
-    std::optional<Ipv4Addr> wan_;
-    std::optional<Ipv4Addr> applied_local_;
-    bool up_ = false;
-    bool clock_synced_ = false;
-    std::string state_ = "not configured";
-    std::string last_event_;        // last update/heartbeat: what and result
-    std::chrono::system_clock::time_point last_event_time_{};
-    std::chrono::system_clock::time_point next_retry_{};
-    unsigned failures_ = 0;
-    bool stopped_badauth_ = false;
-    EventLoop::TimerId timer_ = 0;
-    UniqueFd udp_;
-    // the running helper
-    UniqueFd helper_pidfd_, helper_out_;
-    std::string helper_buf_;
-    EventLoop::TimerId helper_timeout_ = 0;
+enum class TunnelState {
+    not_configured,
+    waiting_wan,      // no WAN address: the broker cannot be told anything
+    waiting_clock,    // heartbeat: ntpd has not synchronised the clock
+    updating,         // he: an update is in flight
+    up,               // the broker holds the router's current address (he), or beats go out
+    refused,          // he: badauth; not retried until a reload or tunnel-update
+    retrying,         // a failure; the next try is scheduled
 };
+const char* to_string(TunnelState s);
+
+struct TunnelStatus {
+    TunnelMode mode = TunnelMode::none;
+    TunnelState state = TunnelState::not_configured;
+    std::string detail;                       // why, in words
+    std::string last;                         // last update or heartbeat and its result
+    std::chrono::system_clock::time_point last_at{}, next_at{};
+    unsigned failures = 0;
+    std::string broker_address;               // he: the address the broker reported (good/nochg)
+};
+
+// One HE update: the helper run for one request. Released (the helper killed) with the handle.
+struct HeRequest {
+    std::string url, username, key, tunnel_id, ca_file;
+    std::optional<Ipv4Addr> myip;   // none: the broker takes the request's source address
+};
+class UpdateRunner {
+public:
+    virtual ~UpdateRunner() = default;
+    // `done` gets the helper's output (see he_update_main) once it ends or times out.
+    [[nodiscard]] virtual Registration start(const HeRequest& r, std::function<void(const std::string& output)> done) = 0;
+};
+// The real one: `exe --he-update`, with a kUpdateTimeout deadline.
+std::unique_ptr<UpdateRunner> make_helper_update_runner(EventLoop& loop, std::string exe);
+
+// Sends one UDP datagram; returns an error text, empty on success.
+class DatagramSender {
+public:
+    virtual ~DatagramSender() = default;
+    virtual std::string send(const std::string& payload, Ipv4Addr to, uint16_t port) = 0;
+};
+std::unique_ptr<DatagramSender> make_udp_sender();
+
+struct TunnelDeps {
+    Scheduler& sched;
+    UpdateRunner& updates;
+    DatagramSender& datagrams;
+    std::function<int64_t()> unix_time;                        // heartbeat timestamps
+    std::function<void(const std::string& what)> on_sent;      // figures: update/heartbeat left
+};
+
+class TunnelHandler {
+public:
+    virtual ~TunnelHandler() = default;
+    // The WAN address changed (none: lost). The kernel side already follows it.
+    virtual void wan_changed(std::optional<Ipv4Addr> wan) = 0;
+    // ntpd's view of the clock (its -S hook).
+    virtual void clock_synced(bool) {}
+    // The same [tunnel] was loaded again: resume what an error stopped (badauth).
+    virtual void reload() = 0;
+    // netctl tunnel-update: tell the broker again now, forgetting earlier failures.
+    virtual void retry_now() = 0;
+    virtual TunnelStatus status() const = 0;
+};
+
+std::unique_ptr<TunnelHandler> make_tunnel_handler(const TunnelConfig& c, TunnelDeps deps);
+
+std::string tunnel_status_text(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan);
+nlohmann::json tunnel_status_json(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan);
 
 }  // namespace netd

@@ -1,15 +1,18 @@
-// The WAN uplink: applies checked udhcpc lease events to the WAN link over netlink (address,
-// default route, MTU) and keeps the lease state for `netctl status`. Values are checked before
-// they get here (dhcp_lease.h); this module only turns a new lease into the smallest change:
-// a renew with the same values touches nothing, deconfig removes exactly what bound applied.
+// The WAN uplink: the lease state from checked udhcpc events (dhcp_lease.h checks every
+// value first), and the WAN's part of the desired state (address, IPv4 default route, MTU,
+// the resolvers for dnsmasq). Applying is the reconciler's job: an event yields the next
+// state, which becomes current only once the kernel holds it (commit), so a lease the kernel
+// refuses leaves nothing behind.
 #pragma once
 
 #include <chrono>
 #include <optional>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
+#include "desired_state.h"
 #include "dhcp_lease.h"
-#include "netlink.h"
 
 namespace netd {
 
@@ -17,40 +20,39 @@ class Wan {
 public:
     enum class Phase { down, waiting, bound, nak, no_answer };
 
-    struct Changes {
-        bool address = false;  // the WAN IPv4 address changed (the tunnel must follow)
-        bool dns = false;
-        bool ntp = false;
-        bool any() const { return address || dns || ntp; }
+    struct State {
+        Phase phase = Phase::down;
+        std::optional<DhcpLease> lease;
+        std::chrono::steady_clock::time_point since{};
+        std::string message;   // the server's text with a NAK
     };
 
-    explicit Wan(Netlink& nl) : nl_(nl) {}
-
-    // The WAN link (found by MAC at each config load). Forgets a lease on another link.
-    void set_link(int ifindex, const std::string& name);
-    int ifindex() const { return ifindex_; }
+    // A new WAN link (found at each config load): a lease on another link is forgotten.
+    void set_link(const std::string& name);
     const std::string& ifname() const { return ifname_; }
 
-    Result<Changes> handle(const DhcpEvent& ev);
-    void note_rejected(const std::string& reason);
+    // The state after the event (pure).
+    State next(const DhcpEvent& ev, std::chrono::steady_clock::time_point now) const;
+    void commit(State s) { state_ = std::move(s); }
 
-    Phase phase() const { return phase_; }
-    const std::optional<DhcpLease>& lease() const { return lease_; }
-    std::string status_line() const;   // one line for `netctl status`
-    std::string status_json() const;
+    void note_rejected(const std::string& reason);         // hostile or malformed event
+    void note_refused(const std::string& reason);          // the kernel refused the lease
+    const State& state() const { return state_; }
+    const std::optional<DhcpLease>& lease() const { return state_.lease; }
+    std::string status_line() const;   // one line (and a second with rejections) for `netctl status`
+    nlohmann::json status_json() const;
 
 private:
-    Netlink& nl_;
-    int ifindex_ = 0;
     std::string ifname_;
-    Phase phase_ = Phase::down;
-    std::optional<DhcpLease> lease_;
-    std::chrono::steady_clock::time_point since_{};
-    std::string last_message_;
+    State state_;
     unsigned rejected_ = 0;
     std::string last_rejected_;
+    std::string refused_;
 };
 
 const char* to_string(Wan::Phase p);
+
+// The WAN's part of the desired state.
+void add_wan(DesiredState& d, const LinkInfo& link, const std::optional<DhcpLease>& lease);
 
 }  // namespace netd

@@ -1,0 +1,27 @@
+// The one table of control commands: netctl's help, its argument check and netd's dispatch
+// all come from it, so they cannot disagree.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+namespace netd {
+
+struct Command {
+    const char* name;
+    const char* args;       // usage after the name, e.g. "[--json]"
+    const char* summary;    // one line for `netctl --help`
+    const char* help;       // the rest of `netctl NAME --help`
+    size_t min_args, max_args;   // after the name
+    bool internal;          // called by hook scripts, not by people
+};
+
+std::span<const Command> commands();
+const Command* find_command(const std::string& name);
+// Whether args (name first) fit the command's shape; "status --json" is the one flag checked.
+bool command_args_ok(const Command& c, const std::vector<std::string>& args);
+std::string netctl_usage();
+std::string command_usage(const Command& c);
+
+}  // namespace netd

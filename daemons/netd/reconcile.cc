@@ -1,0 +1,245 @@
+#include "reconcile.h"
+
+#include <syslog.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+namespace netd {
+
+Reconciler::Reconciler(Kernel& k, ServiceControl& s, std::string owned_path)
+    : kernel_(k), services_(s), owned_path_(std::move(owned_path)) {
+    load_owned();
+}
+
+void Reconciler::load_owned() {
+    std::ifstream in(owned_path_);
+    if (!in) return;
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        syslog(LOG_WARNING, "reconcile: %s is not valid JSON: ignored", owned_path_.c_str());
+        return;
+    }
+    // (Each list is copied out first: iterating a temporary's items() would dangle.)
+    auto links = j.value("links", nlohmann::json::array());
+    for (auto& l : links)
+        if (l.is_string()) owned_links_.insert(l.get<std::string>());
+    auto sysctls = j.value("sysctl_original", nlohmann::json::object());
+    for (auto& [k, v] : sysctls.items())
+        if (v.is_string()) sysctl_original_[k] = v.get<std::string>();
+    auto mtus = j.value("mtu_original", nlohmann::json::object());
+    for (auto& [k, v] : mtus.items())
+        if (v.is_number_unsigned()) mtu_original_[k] = v.get<unsigned>();
+    auto files = j.value("files", nlohmann::json::array());
+    for (auto& f : files)
+        if (f.is_string()) owned_files_.insert(f.get<std::string>());
+}
+
+void Reconciler::save_owned() {
+    nlohmann::json j = {{"links", owned_links_}, {"sysctl_original", sysctl_original_}, {"mtu_original", mtu_original_}, {"files", owned_files_}};
+    if (auto w = write_file_atomic(owned_path_, j.dump(1) + "\n", 0600); !w)
+        syslog(LOG_ERR, "reconcile: %s", w.error().str().c_str());
+}
+
+Status Reconciler::converge(const DesiredState& want, Applied& applied) {
+    // Ownership first: should netd die half-way, the next one knows what to release.
+    for (auto& l : want.links) owned_links_.insert(l.name);
+    save_owned();
+    auto st = converge_kernel(want, applied);
+    save_owned();
+    if (!st) return st;
+    return converge_services(want, applied);
+}
+
+namespace {
+
+bool is_link_local6(const IfAddr& a) {
+    return a.addr.family == 6 && a.addr.bytes[0] == 0xfe && (a.addr.bytes[1] & 0xc0) == 0x80;
+}
+
+}  // namespace
+
+Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
+    auto record = [&](Status st, const std::string& what) {
+        if (st) applied.kernel.push_back(what);
+        return st;
+    };
+
+    // 1 The firewall, before anything that could let a packet through.
+    if (!want.ruleset_text.empty() && want.ruleset_text != loaded_ruleset_) {
+        auto r = kernel_.load_ruleset(want.ruleset);
+        if (!r) return Error{"firewall: " + r.error().str()};
+        loaded_ruleset_ = want.ruleset_text;
+        applied.kernel.push_back("nft load");
+    }
+
+    auto links = kernel_.links();
+    if (!links) return links.error();
+    auto find = [&](const std::string& name) -> const LinkInfo* {
+        for (auto& l : *links)
+            if (l.name == name) return &l;
+        return nullptr;
+    };
+
+    // 2 Sysctls; what netd no longer wants goes back to what it found.
+    for (auto& [key, value] : want.sysctls) {
+        auto cur = kernel_.read_sysctl(key);
+        if (!cur) return cur.error();
+        if (*cur == value) continue;
+        sysctl_original_.emplace(key, *cur);
+        if (auto st = record(kernel_.write_sysctl(key, value), "sysctl " + key + "=" + value); !st) return st;
+    }
+    for (auto it = sysctl_original_.begin(); it != sysctl_original_.end();) {
+        if (want.sysctls.count(it->first)) {
+            ++it;
+            continue;
+        }
+        auto cur = kernel_.read_sysctl(it->first);
+        if (cur && *cur != it->second)  // a link that is gone took its keys with it
+            if (auto st = record(kernel_.write_sysctl(it->first, it->second), "sysctl " + it->first + "=" + it->second); !st)
+                return st;
+        it = sysctl_original_.erase(it);
+    }
+
+    // 3 The sit device, created or retargeted in place.
+    const LinkInfo* sit_now = find(kTunnelIf);
+    if (want.sit && (!sit_now || !sit_now->sit || *sit_now->sit != *want.sit)) {
+        auto& s = *want.sit;
+        if (auto st = record(kernel_.put_sit(s), "sit " + s.name + " local " + s.local.str() + " remote " + s.remote.str() +
+                                                     " ttl " + std::to_string(s.ttl) + " mtu " + std::to_string(s.mtu));
+            !st)
+            return st;
+        links = kernel_.links();
+        if (!links) return links.error();
+    }
+
+    // 4 Links: MTU (what netd found is restored when it no longer sets one), then up.
+    for (auto& dl : want.links) {
+        const LinkInfo* l = find(dl.name);
+        if (!l) return Error{"link " + dl.name + ": not found"};
+        std::optional<unsigned> mtu = dl.mtu;
+        if (!mtu && mtu_original_.count(dl.name)) mtu = mtu_original_[dl.name];
+        if (mtu && l->mtu != *mtu) {
+            if (dl.mtu && !l->sit) mtu_original_.emplace(dl.name, l->mtu);
+            if (auto st = record(kernel_.set_mtu(dl.name, *mtu), "link " + dl.name + " mtu " + std::to_string(*mtu)); !st)
+                return st;
+        }
+        if (!dl.mtu) mtu_original_.erase(dl.name);
+        if (!l->up)
+            if (auto st = record(kernel_.set_up(dl.name, true), "link " + dl.name + " up"); !st) return st;
+    }
+
+    // 5 Routes and addresses on the links netd manages or is releasing.
+    std::set<std::string> scope;
+    for (auto& name : owned_links_)
+        if (find(name) && !(name == kTunnelIf && !want.sit)) scope.insert(name);  // 7 deletes it whole
+    std::set<IfAddr> have;
+    auto addrs = kernel_.addresses();
+    if (!addrs) return addrs.error();
+    for (auto& a : *addrs)
+        if (scope.count(a.link) && !is_link_local6(a)) have.insert(a);
+    auto routes = kernel_.routes();
+    if (!routes) return routes.error();
+    std::set<Route> have_routes(routes->begin(), routes->end());
+    for (auto& r : have_routes)
+        if (!want.routes.count(r) && scope.count(r.link))
+            if (auto st = record(kernel_.del_route(r), "route del " + r.str()); !st) return st;
+    for (auto& a : have)
+        if (!want.addresses.count(a))
+            if (auto st = record(kernel_.del_address(a), "addr del " + a.str()); !st) return st;
+    for (auto& a : want.addresses)
+        if (!have.count(a))
+            if (auto st = record(kernel_.add_address(a), "addr add " + a.str()); !st) return st;
+    // Deleting an address may have taken a route with it: read them again.
+    routes = kernel_.routes();
+    if (!routes) return routes.error();
+    have_routes = std::set<Route>(routes->begin(), routes->end());
+    for (auto& r : want.routes)
+        if (!have_routes.count(r))
+            if (auto st = record(kernel_.add_route(r), "route add " + r.str()); !st) return st;
+
+    // 6 Links no longer managed: down, their MTU back.
+    for (auto it = owned_links_.begin(); it != owned_links_.end();) {
+        const std::string name = *it;
+        if (want.link(name) || name == kTunnelIf) {
+            ++it;
+            continue;
+        }
+        if (const LinkInfo* l = find(name)) {
+            if (auto m = mtu_original_.find(name); m != mtu_original_.end() && l->mtu != m->second)
+                if (auto st = record(kernel_.set_mtu(name, m->second), "link " + name + " mtu " + std::to_string(m->second));
+                    !st)
+                    return st;
+            if (l->up)
+                if (auto st = record(kernel_.set_up(name, false), "link " + name + " down"); !st) return st;
+        }
+        mtu_original_.erase(name);
+        it = owned_links_.erase(it);
+    }
+
+    // 7 The sit device when no tunnel is wanted (its addresses and routes go with it).
+    if (!want.sit && find(kTunnelIf)) {
+        if (auto st = record(kernel_.del_link(kTunnelIf), std::string("link del ") + kTunnelIf); !st) return st;
+    }
+    if (!want.sit) owned_links_.erase(kTunnelIf);
+    return Ok{};
+}
+
+Status Reconciler::converge_services(const DesiredState& want, Applied& applied) {
+    std::set<std::string> files;
+    for (auto& [path, _] : want.files) files.insert(path);
+    for (auto& g : want.services)
+        if (!g.config_path.empty()) files.insert(g.config_path);
+    owned_files_.insert(files.begin(), files.end());
+    save_owned();
+    for (auto& [path, content] : want.files) {
+        auto w = write_file_atomic(path, content);
+        if (!w) return w.error();
+        if (*w) applied.services.push_back("write " + path);
+    }
+    std::set<std::string> wanted;
+    for (auto& g : want.services) {
+        wanted.insert(g.spec.name);
+        bool file_changed = false;
+        if (!g.config_path.empty()) {
+            auto w = write_file_atomic(g.config_path, g.config_text);
+            if (!w) return w.error();
+            file_changed = *w;
+            if (file_changed) applied.services.push_back("write " + g.config_path);
+        }
+        auto known = services_.spec_of(g.spec.name);
+        if (!known) {
+            applied.services.push_back("start " + g.spec.name);
+            services_.ensure(g.spec);
+        } else if (*known != g.spec) {
+            applied.services.push_back("restart " + g.spec.name + " (command line changed)");
+            services_.ensure(g.spec);
+        } else if (file_changed) {
+            // Same command line, new inputs: only this daemon restarts.
+            applied.services.push_back("restart " + g.spec.name + " (configuration changed)");
+            services_.restart(g.spec.name);
+        } else {
+            services_.ensure(g.spec);  // retries a failed one; otherwise nothing
+        }
+    }
+    for (auto& name : services_.service_names())
+        if (!wanted.count(name)) {
+            applied.services.push_back("stop " + name);
+            services_.remove(name);
+        }
+    // A file no service reads any more would not be there after a fresh start either.
+    for (auto it = owned_files_.begin(); it != owned_files_.end();) {
+        if (files.count(*it)) {
+            ++it;
+            continue;
+        }
+        if (unlink(it->c_str()) == 0) applied.services.push_back("remove " + *it);
+        it = owned_files_.erase(it);
+    }
+    save_owned();
+    return Ok{};
+}
+
+}  // namespace netd

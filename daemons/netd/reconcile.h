@@ -1,0 +1,71 @@
+// The reconciler: makes the kernel and the supervisor hold a DesiredState by reading back
+// what is there (only what netd owns) and applying the difference, the firewall first:
+//
+//   1 the nftables ruleset (one transaction), when its text changed
+//   2 sysctls (forwarding only after the firewall)
+//   3 the sit device (created or changed in place)
+//   4 links: MTU, up
+//   5 routes and addresses: unwanted routes, unwanted addresses, new addresses, new routes
+//   6 links netd no longer manages: down, MTU and sysctls back to what netd found
+//   7 the sit device, when no longer wanted
+//   8 generated files, then services: started, restarted when their command line or
+//     config file changed, stopped when no longer wanted
+//
+// What netd owns: its routes carry kNetdRouteProto; on the links it manages, every address
+// except IPv6 link-local is its; the sysctls and MTUs it changed are recorded with the value
+// it found; the files it generated are removed when nothing wants them. That record (owned.json in the run directory, a tmpfs: it lives as long as the
+// kernel state it describes) survives a restart of netd, so a netd started on a changed file
+// releases a LAN NIC the previous one had configured.
+//
+// converge() stops at the first refused operation and returns the error: the caller then
+// converges on the previous desired state (a rollback is just another convergence).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "desired_state.h"
+#include "kernel.h"
+#include "supervisor.h"
+
+namespace netd {
+
+struct Applied {
+    std::vector<std::string> kernel;     // "addr add eth1 192.168.7.1/24", ...
+    std::vector<std::string> services;   // "write /run/netd/dnsmasq.conf", "restart dnsmasq", ...
+    size_t count() const { return kernel.size() + services.size(); }
+};
+
+class Reconciler {
+public:
+    Reconciler(Kernel& k, ServiceControl& s, std::string owned_path);
+
+    // Apply the difference. `applied` receives what was done, also on failure.
+    Status converge(const DesiredState& want, Applied& applied);
+    // Nothing managed any more (netd's config cannot be applied at all): links released,
+    // services stopped. The ruleset stays loaded: netd never opens the firewall.
+    DesiredState nothing() const { return {}; }
+    // After a netd restart the kernel's ruleset is not known to match: the next converge loads it.
+    void forget_ruleset() { loaded_ruleset_.clear(); }
+
+private:
+    Status converge_kernel(const DesiredState& want, Applied& applied);
+    Status converge_services(const DesiredState& want, Applied& applied);
+    void load_owned();
+    void save_owned();
+
+    Kernel& kernel_;
+    ServiceControl& services_;
+    std::string owned_path_;
+    std::string loaded_ruleset_;
+    std::set<std::string> owned_links_;
+    std::map<std::string, std::string> sysctl_original_;
+    std::map<std::string, unsigned> mtu_original_;
+    std::set<std::string> owned_files_;   // generated files, removed when no longer wanted
+};
+
+}  // namespace netd

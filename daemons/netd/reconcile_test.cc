@@ -1,0 +1,293 @@
+// The reconciler against the recording kernel: the exact operations of each transition, none
+// for an unchanged reload, a transition refused in the middle rolled back whole, and the
+// end state after A -> B equal to a fresh start on B.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "desired_state.h"
+#include "reconcile.h"
+#include "test_fakes.h"
+
+namespace netd {
+namespace {
+
+using testing::boot_kernel;
+using testing::config_of;
+using testing::FakeServices;
+using testing::kBaseConfig;
+
+DhcpLease wan_lease(const std::string& ip = "203.0.113.10") {
+    DhcpLease l;
+    l.address = *Ipv4Cidr::parse(ip + "/24");
+    l.routers = {*Ipv4Addr::parse("203.0.113.1")};
+    l.dns = {*Ipv4Addr::parse("203.0.113.53")};
+    l.lease_seconds = 3600;
+    return l;
+}
+
+const char* kTunnelHe = R"(
+[tunnel]
+mode = "he"
+remote = "192.0.2.1"
+local_ipv6 = "2001:db8:ff::2/64"
+tunnel_id = "123"
+username = "u"
+update_key = "k"
+)";
+
+// One router: its kernel, its services, a run directory; converges on configs as given.
+struct Router {
+    RecordingKernel kernel;
+    FakeServices services;
+    std::string run = testing::temp_dir();
+    std::unique_ptr<Reconciler> rec;
+    std::optional<DesiredState> current;
+
+    Router() {
+        boot_kernel(kernel);
+        rec = std::make_unique<Reconciler>(kernel, services, run + "/owned.json");
+    }
+    DesiredState want(const std::string& text, std::optional<DhcpLease> lease = std::nullopt) {
+        Paths p;
+        p.run_dir = run;
+        auto d = desired_state(config_of(text), kernel.link_list, lease, p);
+        EXPECT_TRUE(d) << (d ? "" : d.error().str());
+        return *d;
+    }
+    // Converges; returns the kernel operations it made.
+    std::vector<std::string> go(const std::string& text, std::optional<DhcpLease> lease = std::nullopt) {
+        kernel.ops.clear();
+        services.ops.clear();
+        Applied a;
+        auto d = want(text, lease);
+        auto st = rec->converge(d, a);
+        EXPECT_TRUE(st) << (st ? "" : st.error().str());
+        EXPECT_EQ(a.kernel, kernel.ops) << "what the reconciler reports is what it did";
+        current = d;
+        return kernel.ops;
+    }
+    // The kernel and services as a comparable text.
+    std::string snapshot() {
+        std::string o;
+        for (auto& l : kernel.link_list)
+            o += "link " + l.name + (l.up ? " up" : " down") + " mtu " + std::to_string(l.mtu) +
+                 (l.sit ? " sit " + l.sit->local.str() + ">" + l.sit->remote.str() : "") + "\n";
+        for (auto& a : kernel.addrs) o += "addr " + a.str() + "\n";
+        for (auto& r : kernel.route_set) o += "route " + r.str() + "\n";
+        for (auto& [k, v] : kernel.sysctls) o += "sysctl " + k + "=" + v + "\n";
+        o += kernel.ruleset_text;
+        for (auto& [n, s] : services.running) {
+            o += "service " + n;
+            for (auto& a : s.argv) o += " " + a;
+            o += "\n";
+        }
+        for (auto& e : std::filesystem::directory_iterator(run))
+            if (e.path().filename() != "owned.json") {
+                std::ifstream in(e.path());
+                o += "file " + e.path().filename().string() + ":\n" + std::string(std::istreambuf_iterator<char>(in), {});
+            }
+        for (size_t p; (p = o.find(run)) != std::string::npos;) o.replace(p, run.size(), "$RUN");
+        return o;
+    }
+};
+
+TEST(Reconcile, FreshStartFirewallFirstThenLinks) {
+    Router r;
+    auto ops = r.go(kBaseConfig);
+    ASSERT_FALSE(ops.empty());
+    EXPECT_EQ(ops.front(), "nft load") << "the firewall before anything else";
+    EXPECT_EQ(ops, (std::vector<std::string>{
+                       "nft load",
+                       "sysctl net/ipv4/ip_forward=1",
+                       "sysctl net/ipv6/conf/all/forwarding=1",
+                       "sysctl net/ipv6/conf/eth0/accept_ra=0",
+                       "sysctl net/ipv6/conf/eth1/accept_ra=0",
+                       "link eth1 up",
+                       "link eth0 up",
+                       "addr add eth1 192.168.7.1/24",
+                       "addr add eth1 2001:db8:7::1/64",
+                   }));
+    EXPECT_EQ(r.services.ops,
+              (std::vector<std::string>{"start udhcpc", "start dnsmasq", "start ntpd", "start radvd", "start sshd"}));
+}
+
+TEST(Reconcile, UnchangedReloadMakesNoOperation) {
+    Router r;
+    r.go(kBaseConfig, wan_lease());
+    r.kernel.ops.clear();
+    r.services.ops.clear();
+    Applied a;
+    auto st = r.rec->converge(r.want(kBaseConfig, wan_lease()), a);
+    ASSERT_TRUE(st) << st.error().str();
+    EXPECT_EQ(a.count(), 0u) << ::testing::PrintToString(a.kernel) << ::testing::PrintToString(a.services);
+    EXPECT_TRUE(r.kernel.ops.empty());
+    EXPECT_TRUE(r.services.ops.empty());
+}
+
+TEST(Reconcile, PrefixRemovedTakesItsAddress) {
+    Router r;
+    std::string two = std::string(kBaseConfig);
+    two.replace(two.find("[\"2001:db8:7::/64\"]"), 19, "[\"2001:db8:7::/64\", \"2001:db8:8::/64\"]");
+    r.go(two);
+    EXPECT_EQ(r.go(kBaseConfig), (std::vector<std::string>{"addr del eth1 2001:db8:8::1/64"}));
+    EXPECT_EQ(r.services.ops, (std::vector<std::string>{"restart radvd", "restart sshd"}))
+        << "radvd announces the prefixes, sshd listens on ::1 of each";
+    EXPECT_EQ(r.go(two), (std::vector<std::string>{"addr add eth1 2001:db8:8::1/64"}));
+}
+
+TEST(Reconcile, LanIpv4ChangedReplacesTheAddress) {
+    Router r;
+    r.go(kBaseConfig);
+    std::string b = kBaseConfig;
+    b.replace(b.find("192.168.7.1/24"), 14, "192.168.8.1/24");
+    EXPECT_EQ(r.go(b), (std::vector<std::string>{"addr del eth1 192.168.7.1/24", "addr add eth1 192.168.8.1/24"}));
+}
+
+TEST(Reconcile, TunnelRemovedTakesTheDeviceAddressAndRoute) {
+    Router r;
+    auto ops = r.go(std::string(kBaseConfig) + kTunnelHe, wan_lease());
+    EXPECT_NE(std::find(ops.begin(), ops.end(), "sit sit6in4 local 203.0.113.10 remote 192.0.2.1 ttl 64 mtu 1480"), ops.end());
+    ASSERT_TRUE(r.kernel.find("sit6in4"));
+    EXPECT_TRUE(r.kernel.route_set.count({IpCidr::default_route(6), "sit6in4", std::nullopt}));
+    EXPECT_EQ(r.go(kBaseConfig, wan_lease()), (std::vector<std::string>{"nft load", "link del sit6in4"}))
+        << "the firewall loses the tunnel's rules; the device goes with its address and route";
+    EXPECT_FALSE(r.kernel.find("sit6in4"));
+    EXPECT_TRUE(r.kernel.route_set.size() == 1) << "only the IPv4 default route stays";
+}
+
+TEST(Reconcile, TunnelLocalIpv6ChangedReplacesTheOldAddress) {
+    Router r;
+    r.go(std::string(kBaseConfig) + kTunnelHe, wan_lease());
+    std::string b = std::string(kBaseConfig) + kTunnelHe;
+    b.replace(b.find("2001:db8:ff::2/64"), 17, "2001:db8:fe::2/64");
+    EXPECT_EQ(r.go(b, wan_lease()),
+              (std::vector<std::string>{"addr del sit6in4 2001:db8:ff::2/64", "addr add sit6in4 2001:db8:fe::2/64"}));
+}
+
+TEST(Reconcile, TunnelMtuAndRemoteChangedInPlace) {
+    Router r;
+    r.go(std::string(kBaseConfig) + kTunnelHe, wan_lease());
+    std::string b = std::string(kBaseConfig) + kTunnelHe + "mtu = 1280\n";
+    b.replace(b.find("192.0.2.1"), 9, "192.0.2.9");
+    EXPECT_EQ(r.go(b, wan_lease()), (std::vector<std::string>{"nft load", "sit sit6in4 local 203.0.113.10 remote 192.0.2.9 ttl 64 mtu 1280"}))
+        << "protocol 41 is accepted from the new peer only; the device changes in place";
+}
+
+TEST(Reconcile, WanAddressFollowsTheLease) {
+    Router r;
+    r.go(kBaseConfig, wan_lease());
+    EXPECT_EQ(r.go(kBaseConfig, wan_lease("203.0.113.20")),
+              (std::vector<std::string>{"addr del eth0 203.0.113.10/24", "addr add eth0 203.0.113.20/24",
+                                        "route add 0.0.0.0/0 via 203.0.113.1 dev eth0"}))
+        << "the route stays wanted; the kernel drops it with the old address, so it is added again";
+    EXPECT_EQ(r.go(kBaseConfig, std::nullopt),
+              (std::vector<std::string>{"route del 0.0.0.0/0 via 203.0.113.1 dev eth0", "addr del eth0 203.0.113.20/24"}));
+}
+
+TEST(Reconcile, LanNicChangedReleasesTheOldOne) {
+    Router r;
+    r.go(kBaseConfig);
+    std::string b = kBaseConfig;
+    b.replace(b.find("52:54:00:12:34:02"), 17, "52:54:00:12:34:03");
+    EXPECT_EQ(r.go(b), (std::vector<std::string>{
+                           "nft load",
+                           "sysctl net/ipv6/conf/eth2/accept_ra=0",
+                           "sysctl net/ipv6/conf/eth1/accept_ra=1",
+                           "link eth2 up",
+                           "addr del eth1 192.168.7.1/24",
+                           "addr del eth1 2001:db8:7::1/64",
+                           "addr add eth2 192.168.7.1/24",
+                           "addr add eth2 2001:db8:7::1/64",
+                           "link eth1 down",
+                       }));
+}
+
+TEST(Reconcile, SshOffStopsSshd) {
+    Router r;
+    r.go(kBaseConfig);
+    r.go(std::string(kBaseConfig) + "[ssh]\nenabled = false\n");
+    EXPECT_EQ(r.services.ops, (std::vector<std::string>{"stop sshd"}));
+    EXPECT_FALSE(r.services.running.count("sshd"));
+}
+
+// Every pair A -> B ends where a fresh start on B does, and B -> A where A does.
+TEST(Reconcile, TransitionsEndWhereAFreshStartDoes) {
+    std::vector<std::pair<std::string, std::string>> configs = {
+        {"base", kBaseConfig},
+        {"dns upstream", std::string(kBaseConfig) + "[dns]\nupstream = [\"192.0.2.53\"]\n"},
+        {"he", std::string(kBaseConfig) + kTunnelHe},
+        {"heartbeat", std::string(kBaseConfig) +
+                          "[tunnel]\nmode = \"heartbeat\"\nremote = \"192.0.2.1\"\nlocal_ipv6 = \"2001:db8:ff::2/64\"\n"
+                          "password = \"pw\"\nsender = true\n"},
+        {"static", std::string(kBaseConfig) +
+                       "[tunnel]\nmode = \"static\"\nremote = \"192.0.2.7\"\nlocal_ipv6 = \"2001:db8:ff::2/64\"\nmtu = 1400\n"},
+        {"ssh off", std::string(kBaseConfig) + "[ssh]\nenabled = false\n"},
+        {"ssh port", std::string(kBaseConfig) + "[ssh]\nport = 2222\nallow_wan = true\n"},
+        {"open6", std::string(kBaseConfig) + "[[firewall.open6]]\nhost = \"2001:db8:7::10\"\nport = 443\n"},
+        {"blocklist", std::string(kBaseConfig) + "[firewall]\nblocklist = [\"198.51.100.0/24\"]\n"},
+    };
+    auto fresh = [&](const std::string& text) {
+        Router r;
+        r.go(text, wan_lease());
+        return r.snapshot();
+    };
+    for (auto& [na, a] : configs)
+        for (auto& [nb, b] : configs) {
+            if (na == nb) continue;
+            Router r;
+            r.go(a, wan_lease());
+            r.go(b, wan_lease());
+            EXPECT_EQ(r.snapshot(), fresh(b)) << na << " -> " << nb;
+        }
+}
+
+TEST(Reconcile, RefusedInTheMiddleRollsBackWhole) {
+    Router r;
+    r.go(std::string(kBaseConfig) + kTunnelHe, wan_lease());
+    std::string before = r.snapshot();
+    // B changes the LAN address and removes the tunnel; the kernel refuses the new address
+    // after the firewall was loaded and the old address removed.
+    std::string b = kBaseConfig;
+    b.replace(b.find("192.168.7.1/24"), 14, "192.168.8.1/24");
+    r.kernel.refuse = [](const std::string& op) -> std::optional<std::string> {
+        if (op == "addr add eth1 192.168.8.1/24") return "Permission denied";
+        return std::nullopt;
+    };
+    Applied a;
+    auto st = r.rec->converge(r.want(b, wan_lease()), a);
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().str().find("Permission denied"), std::string::npos);
+    EXPECT_NE(r.snapshot(), before) << "half-way: neither A nor B";
+    r.kernel.refuse = nullptr;
+    Applied back;
+    ASSERT_TRUE(r.rec->converge(*r.current, back));
+    EXPECT_EQ(r.snapshot(), before) << "back to A, whole";
+}
+
+TEST(Reconcile, ARestartedNetdReleasesWhatThePreviousOneManaged) {
+    Router r;
+    r.go(kBaseConfig);
+    // netd restarts (a new Reconciler on the same run directory) on a file whose LAN NIC changed.
+    r.rec = std::make_unique<Reconciler>(r.kernel, r.services, r.run + "/owned.json");
+    std::string b = kBaseConfig;
+    b.replace(b.find("52:54:00:12:34:02"), 17, "52:54:00:12:34:03");
+    auto ops = r.go(b);
+    EXPECT_NE(std::find(ops.begin(), ops.end(), "addr del eth1 192.168.7.1/24"), ops.end());
+    EXPECT_NE(std::find(ops.begin(), ops.end(), "link eth1 down"), ops.end());
+    EXPECT_EQ(r.kernel.sysctls["net/ipv6/conf/eth1/accept_ra"], "1");
+}
+
+TEST(Reconcile, WanMtuFromTheLeaseIsGivenBackWithIt) {
+    Router r;
+    auto l = wan_lease();
+    l.mtu = 1400;
+    r.go(kBaseConfig, l);
+    EXPECT_EQ(r.kernel.find("eth0")->mtu, 1400u);
+    auto ops = r.go(kBaseConfig, std::nullopt);
+    EXPECT_NE(std::find(ops.begin(), ops.end(), "link eth0 mtu 1500"), ops.end());
+}
+
+}  // namespace
+}  // namespace netd
