@@ -288,7 +288,18 @@ ControlReply Daemon::dhcp_event(const std::vector<std::string>& args) {
             return {false, "refused: " + st.error().str() + "\n"};
         }
     }
+    bool changed = next.lease != wan_.lease();
     wan_.commit(std::move(next));
+    if (auto& l = wan_.lease(); l && ev->lease) {
+        if (changed)
+            syslog(LOG_NOTICE, "wan: %s %s on %s, router %s, lease %us: %s", to_string(ev->action),
+                   l->address.str().c_str(), wan_.ifname().c_str(),
+                   l->routers.empty() ? "none" : l->routers.front().str().c_str(), l->lease_seconds,
+                   last_transition_.c_str());
+        else
+            syslog(LOG_INFO, "wan: %s %s on %s: nothing changed", to_string(ev->action), l->address.str().c_str(),
+                   wan_.ifname().c_str());
+    }
     // Kept so that a restarted netd knows the lease udhcpc holds.
     if (ev->lease) {
         std::string rec;

@@ -3,6 +3,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -32,13 +33,29 @@ void Reconciler::load_owned() {
     auto mtus = j.value("mtu_original", nlohmann::json::object());
     for (auto& [k, v] : mtus.items())
         if (v.is_number_unsigned()) mtu_original_[k] = v.get<unsigned>();
+    auto addrs = j.value("addresses", nlohmann::json::array());
+    for (auto& a : addrs) {
+        // "link addr/len"
+        if (!a.is_string()) continue;
+        std::string s = a.get<std::string>();
+        auto sp = s.find(' '), slash = s.find('/');
+        if (sp == std::string::npos || slash == std::string::npos || slash < sp) continue;
+        std::string addr = s.substr(sp + 1, slash - sp - 1);
+        int len = std::atoi(s.c_str() + slash + 1);
+        if (auto v4 = Ipv4Addr::parse(addr))
+            owned_addrs_.insert({s.substr(0, sp), IpCidr::v4(*v4, static_cast<uint8_t>(len))});
+        else if (auto v6 = Ipv6Addr::parse(addr))
+            owned_addrs_.insert({s.substr(0, sp), IpCidr::v6(*v6, static_cast<uint8_t>(len))});
+    }
     auto files = j.value("files", nlohmann::json::array());
     for (auto& f : files)
         if (f.is_string()) owned_files_.insert(f.get<std::string>());
 }
 
 void Reconciler::save_owned() {
-    nlohmann::json j = {{"links", owned_links_}, {"sysctl_original", sysctl_original_}, {"mtu_original", mtu_original_}, {"files", owned_files_}};
+    std::vector<std::string> addrs;
+    for (auto& a : owned_addrs_) addrs.push_back(a.str());
+    nlohmann::json j = {{"links", owned_links_}, {"addresses", addrs}, {"sysctl_original", sysctl_original_}, {"mtu_original", mtu_original_}, {"files", owned_files_}};
     if (auto w = write_file_atomic(owned_path_, j.dump(1) + "\n", 0600); !w)
         syslog(LOG_ERR, "reconcile: %s", w.error().str().c_str());
 }
@@ -54,10 +71,6 @@ Status Reconciler::converge(const DesiredState& want, Applied& applied) {
 }
 
 namespace {
-
-bool is_link_local6(const IfAddr& a) {
-    return a.addr.family == 6 && a.addr.bytes[0] == 0xfe && (a.addr.bytes[1] & 0xc0) == 0x80;
-}
 
 }  // namespace
 
@@ -131,27 +144,37 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
             if (auto st = record(kernel_.set_up(dl.name, true), "link " + dl.name + " up"); !st) return st;
     }
 
-    // 5 Routes and addresses on the links netd manages or is releasing.
-    std::set<std::string> scope;
-    for (auto& name : owned_links_)
-        if (find(name) && !(name == kTunnelIf && !want.sit)) scope.insert(name);  // 7 deletes it whole
-    std::set<IfAddr> have;
+    // 5 Routes and addresses. netd's addresses are the ones it added (recorded): an address
+    // someone else put on a link stays, unless netd wants it too (then it is netd's).
     auto addrs = kernel_.addresses();
     if (!addrs) return addrs.error();
-    for (auto& a : *addrs)
-        if (scope.count(a.link) && !is_link_local6(a)) have.insert(a);
+    std::set<IfAddr> have(addrs->begin(), addrs->end());
     auto routes = kernel_.routes();
     if (!routes) return routes.error();
     std::set<Route> have_routes(routes->begin(), routes->end());
+    bool deleting_sit = !want.sit && find(kTunnelIf);  // 7 deletes it whole
     for (auto& r : have_routes)
-        if (!want.routes.count(r) && scope.count(r.link))
+        if (!want.routes.count(r) && !(deleting_sit && r.link == kTunnelIf))
             if (auto st = record(kernel_.del_route(r), "route del " + r.str()); !st) return st;
-    for (auto& a : have)
-        if (!want.addresses.count(a))
+    for (auto it = owned_addrs_.begin(); it != owned_addrs_.end();) {
+        const IfAddr a = *it;
+        if (want.addresses.count(a)) {
+            ++it;
+            continue;
+        }
+        if (have.count(a) && !(deleting_sit && a.link == kTunnelIf))
             if (auto st = record(kernel_.del_address(a), "addr del " + a.str()); !st) return st;
-    for (auto& a : want.addresses)
-        if (!have.count(a))
+        it = owned_addrs_.erase(it);
+        save_owned();
+    }
+    for (auto& a : want.addresses) {
+        if (!have.count(a)) {
+            owned_addrs_.insert(a);
+            save_owned();
             if (auto st = record(kernel_.add_address(a), "addr add " + a.str()); !st) return st;
+        }
+        owned_addrs_.insert(a);
+    }
     // Deleting an address may have taken a route with it: read them again.
     routes = kernel_.routes();
     if (!routes) return routes.error();
@@ -183,7 +206,11 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
     if (!want.sit && find(kTunnelIf)) {
         if (auto st = record(kernel_.del_link(kTunnelIf), std::string("link del ") + kTunnelIf); !st) return st;
     }
-    if (!want.sit) owned_links_.erase(kTunnelIf);
+    if (!want.sit) {
+        owned_links_.erase(kTunnelIf);
+        for (auto it = owned_addrs_.begin(); it != owned_addrs_.end();)
+            it = it->link == kTunnelIf ? owned_addrs_.erase(it) : std::next(it);
+    }
     return Ok{};
 }
 

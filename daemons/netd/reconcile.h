@@ -11,9 +11,9 @@
 //   8 generated files, then services: started, restarted when their command line or
 //     config file changed, stopped when no longer wanted
 //
-// What netd owns: its routes carry kNetdRouteProto; on the links it manages, every address
-// except IPv6 link-local is its; the sysctls and MTUs it changed are recorded with the value
-// it found; the files it generated are removed when nothing wants them. That record (owned.json in the run directory, a tmpfs: it lives as long as the
+// What netd owns, and it touches nothing else: its routes carry kNetdRouteProto; the
+// addresses it added and the links it manages are recorded; so are the sysctls and MTUs it
+// changed, with the value it found; the files it generated are removed when nothing wants them. That record (owned.json in the run directory, a tmpfs: it lives as long as the
 // kernel state it describes) survives a restart of netd, so a netd started on a changed file
 // releases a LAN NIC the previous one had configured.
 //
@@ -65,6 +65,7 @@ private:
     std::set<std::string> owned_links_;
     std::map<std::string, std::string> sysctl_original_;
     std::map<std::string, unsigned> mtu_original_;
+    std::set<IfAddr> owned_addrs_;
     std::set<std::string> owned_files_;   // generated files, removed when no longer wanted
 };
 

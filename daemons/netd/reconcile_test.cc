@@ -279,6 +279,16 @@ TEST(Reconcile, ARestartedNetdReleasesWhatThePreviousOneManaged) {
     EXPECT_EQ(r.kernel.sysctls["net/ipv6/conf/eth1/accept_ra"], "1");
 }
 
+TEST(Reconcile, AnAddressNetdDidNotAddStays) {
+    Router r;
+    r.go(kBaseConfig);
+    r.kernel.addrs.insert({"eth1", IpCidr::v6(*Ipv6Addr::parse("2001:db8:ff::2"), 64)});  // an admin's, by hand
+    std::string b = kBaseConfig;
+    b.replace(b.find("192.168.7.1/24"), 14, "192.168.8.1/24");
+    EXPECT_EQ(r.go(b), (std::vector<std::string>{"addr del eth1 192.168.7.1/24", "addr add eth1 192.168.8.1/24"}));
+    EXPECT_TRUE(r.kernel.addrs.count({"eth1", IpCidr::v6(*Ipv6Addr::parse("2001:db8:ff::2"), 64)}));
+}
+
 TEST(Reconcile, WanMtuFromTheLeaseIsGivenBackWithIt) {
     Router r;
     auto l = wan_lease();

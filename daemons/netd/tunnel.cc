@@ -65,13 +65,13 @@ std::chrono::seconds update_retry_delay(unsigned failures) {
 
 const char* to_string(TunnelState s) {
     switch (s) {
-        case TunnelState::not_configured: return "not configured";
-        case TunnelState::waiting_wan: return "waiting for a WAN address";
-        case TunnelState::waiting_clock: return "WAITING FOR CLOCK SYNC";
-        case TunnelState::updating: return "updating the endpoint";
+        case TunnelState::not_configured: return "not-configured";
+        case TunnelState::waiting_wan: return "waiting-for-wan";
+        case TunnelState::waiting_clock: return "waiting-for-clock";
+        case TunnelState::updating: return "updating";
         case TunnelState::up: return "up";
-        case TunnelState::refused: return "UPDATE REFUSED";
-        case TunnelState::retrying: return "FAILED, retrying";
+        case TunnelState::refused: return "refused";
+        case TunnelState::retrying: return "retrying";
     }
     return "?";
 }

@@ -58,6 +58,7 @@ enum class TunnelState {
     refused,          // he: badauth; not retried until a reload or tunnel-update
     retrying,         // a failure; the next try is scheduled
 };
+// Stable words for status and scripts: "up", "retrying", "refused", ...
 const char* to_string(TunnelState s);
 
 struct TunnelStatus {

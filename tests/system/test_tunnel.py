@@ -332,44 +332,53 @@ def run_mode(mode, out, work, certs, figures):
             r2 = sh("ping", "-c", "1", "-W", "2", "203.0.113.1", ns=lab.lan, check=False).returncode == 0
             return r1 and r2
 
-        def fault(name, cmd, expect, undo):
+        def tunnel_json():
+            rc, out = vm.run("netctl status --json")
+            try:
+                return json.loads(out)["tunnel"]
+            except (ValueError, KeyError):
+                return {}
+
+        # The tunnel's state is an enum (with a detail text) in `netctl status --json`.
+        def fault(name, cmd, state, last, undo):
             if callable(cmd):
                 cmd()
             elif cmd:
                 broker.send(cmd)
             vm.run("netctl tunnel-update")
-            st = wait(name, lambda: (lambda s: s if re.search(expect, s) else None)(vm.run("netctl status")[1]), 40, 1)
-            check(f"{mode} fault: {name}: status says so", st, vm.run("netctl status")[1])
-            if st:
-                line = [l.strip() for l in st.splitlines() if "tunnel" in l or "last:" in l]
-                print("      " + " / ".join(line)[:300])
+            tj = wait(name, lambda: (lambda j: j if j.get("state") == state and re.search(last, j.get("last", ""))
+                                     else None)(tunnel_json()), 40, 1)
+            check(f"{mode} fault: {name}: state {state!r}, last update matches /{last}/", tj, tunnel_json())
+            if tj:
+                print(f"      {tj['state']} ({tj['detail']}); last: {tj['last'][:160]}; next at {tj['next_at']}")
             _, lg = vm.run("logread | grep 'tunnel:' | tail -1")
             print("      log: " + lg.strip()[-200:])
-            retry = re.search(r"retry in (\d+) s", st or "")
+            retry = re.search(r"retry in (\d+) s", (tj or {}).get("detail", ""))
             check(f"{mode} fault: {name}: retries bounded (or stopped) and netd up",
-                  (not retry or int(retry.group(1)) <= 1800) and vm.run("pidof netd")[1].strip(), st)
+                  (not retry or int(retry.group(1)) <= 1800) and vm.run("pidof netd")[1].strip(), tj)
             check(f"{mode} fault: {name}: the LAN keeps its IPv4 service", lan_ipv4_ok())
             if undo:
                 undo()
 
         if mode == "he":
-            fault("badauth", "he badauth", r"UPDATE REFUSED \(badauth\).*not retried", lambda: broker.send("he ok"))
-            fault("garbage reply", "he garbage", r"endpoint update FAILED \(1x\), retry in 15 s", lambda: broker.send("he ok"))
+            fault("badauth", "he badauth", "refused", r"update badauth", lambda: broker.send("he ok"))
+            fault("garbage reply", "he garbage", "retrying", r"update failed: HTTP 200", lambda: broker.send("he ok"))
             block = "add table inet t; add chain inet t in { type filter hook input priority 0; }; " \
                     "add rule inet t in tcp dport 443 drop"
-            fault("unreachable broker", lambda: sh("nft", block, ns=lab.isp), r"update failed: ERROR (connect|timeout)",
-                  lambda: sh("nft", "delete table inet t", ns=lab.isp))
-            fault("TLS certificate for another name", "he wrongcert", r"update failed: ERROR tls",
+            fault("unreachable broker", lambda: sh("nft", block, ns=lab.isp), "retrying",
+                  r"update failed: ERROR (connect|timeout)", lambda: sh("nft", "delete table inet t", ns=lab.isp))
+            fault("TLS certificate for another name", "he wrongcert", "retrying", r"update failed: ERROR tls",
                   lambda: broker.send("he ok"))
             dns.kill()
             dns.wait()
-            fault("DNS failure for the update host", None, r"update failed: ERROR dns", None)
+            fault("DNS failure for the update host", None, "retrying", r"update failed: ERROR dns", None)
             procs.append(subprocess.Popen(dns.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             time.sleep(1)
             vm.run("netctl tunnel-update")
-            st = wait("recovery", lambda: (lambda s: s if re.search(r"last: update (good|nochg)", s) else None)(
-                vm.run("netctl status")[1]), 40, 1)
-            check("he: with DNS and the broker back, the next update succeeds", st, vm.run("netctl status")[1])
+            tj = wait("recovery", lambda: (lambda j: j if j.get("state") == "up" and
+                                           re.search(r"update (good|nochg)", j.get("last", "")) else None)(tunnel_json()),
+                      40, 1)
+            check("he: with DNS and the broker back, the next update succeeds", tj, tunnel_json())
         else:
             broker.send("password wrong")
             start = len(broker.events)
