@@ -42,19 +42,16 @@ Result<std::unique_ptr<ControlServer>> ControlServer::listen(EventLoop& loop, co
     if (::listen(fd.get(), 16) < 0) return Error::from_errno("listen " + path);
     std::unique_ptr<ControlServer> s(new ControlServer(loop, std::move(fd), path, std::move(handler), allowed_uid));
     ControlServer* self = s.get();
-    auto st = loop.watch(s->fd_.get(), EPOLLIN, [self](uint32_t) { self->accept_one(); });
-    if (!st) return st.error();
+    auto w = loop.watch_fd(s->fd_.get(), EPOLLIN, [self](uint32_t) { self->accept_one(); });
+    if (!w) return w.error();
+    s->watch_ = std::move(*w);
     return s;
 }
 
 ControlServer::ControlServer(EventLoop& loop, UniqueFd fd, std::string path, Handler handler, uid_t allowed)
     : loop_(loop), fd_(std::move(fd)), path_(std::move(path)), handler_(std::move(handler)), allowed_uid_(allowed) {}
 
-ControlServer::~ControlServer() {
-    for (auto& c : clients_) loop_.unwatch(c.fd.get());
-    loop_.unwatch(fd_.get());
-    unlink(path_.c_str());
-}
+ControlServer::~ControlServer() { unlink(path_.c_str()); }
 
 void ControlServer::accept_one() {
     while (true) {
@@ -66,18 +63,18 @@ void ControlServer::accept_one() {
         if (!allowed) syslog(LOG_WARNING, "control: refused connection from uid %u pid %d", cred.uid, cred.pid);
         uint64_t id = next_id_++;
         int fd = c.get();
-        clients_.push_back({id, std::move(c), allowed});
-        loop_.watch(fd, EPOLLIN, [this, id](uint32_t) { serve(id); });
+        auto w = loop_.watch_fd(fd, EPOLLIN, [this, id](uint32_t) { serve(id); });
+        if (!w) continue;
         // A client that never sends is dropped, so it cannot pile up descriptors.
-        loop_.add_timer(std::chrono::seconds(10), [this, id] { drop(id); });
+        auto deadline = loop_.after(std::chrono::seconds(10), [this, id] { drop(id); });
+        clients_.push_back({id, std::move(c), allowed, std::move(*w), std::move(deadline)});
     }
 }
 
 void ControlServer::drop(uint64_t id) {
     auto it = std::find_if(clients_.begin(), clients_.end(), [id](const Client& c) { return c.id == id; });
     if (it == clients_.end()) return;
-    loop_.unwatch(it->fd.get());
-    clients_.erase(it);
+    clients_.erase(it);  // its watch and deadline go with it
 }
 
 void ControlServer::serve(uint64_t id) {

@@ -39,10 +39,12 @@ private:
     std::string path_;
     Handler handler_;
     uid_t allowed_uid_;
+    Registration watch_;
     struct Client {
         uint64_t id;
         UniqueFd fd;
         bool allowed;  // refused peers get their refusal after their request is read
+        Registration watch, deadline;   // released before fd closes
     };
     std::vector<Client> clients_;
     uint64_t next_id_ = 1;

@@ -57,7 +57,9 @@ public:
 
     static Result<std::unique_ptr<EventLoop>> create();
 
-    // Watch fd (not owned) for events (EPOLLIN, ...). The handler may remove any fd, itself included.
+    // The primitives beneath the handles below (modules hold handles, so nothing fires into
+    // an object that is gone). Watch fd (not owned) for events (EPOLLIN, ...). The handler
+    // may remove any fd, itself included.
     Status watch(int fd, uint32_t events, FdHandler handler);
     void unwatch(int fd);
     // The same, released with the handle.

@@ -90,7 +90,7 @@ int run(const std::string& config_path, bool foreground) {
     netd::Daemon daemon(**kernel, sup, **loop, *updates, *datagrams, dopts);
 
     bool stopping = false;
-    (*loop)->watch(sfd.get(), EPOLLIN, [&](uint32_t) {
+    auto signals = (*loop)->watch_fd(sfd.get(), EPOLLIN, [&](uint32_t) {
         signalfd_siginfo si;
         while (read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
             switch (si.ssi_signo) {
@@ -110,6 +110,10 @@ int run(const std::string& config_path, bool foreground) {
             }
         }
     });
+    if (!signals) {
+        syslog(LOG_CRIT, "%s", signals.error().str().c_str());
+        return 1;
+    }
     syslog(LOG_INFO, "starting with %s", config_path.c_str());
     // The control socket before anything starts: udhcpc's hook may call as soon as udhcpc runs.
     mkdir(dopts.paths.run_dir.c_str(), 0755);

@@ -1,5 +1,7 @@
 #include "supervisor.h"
 
+#include "child.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -31,15 +33,14 @@ struct Supervisor::Service {
     explicit Service(ServiceSpec sp, const RestartPolicy& p) : spec(std::move(sp)), tracker(p) {}
     ServiceSpec spec;
     ServiceState state = ServiceState::stopped;
-    pid_t pid = -1;
-    UniqueFd pidfd;
+    std::unique_ptr<Child> child;   // while it runs (or is stopping)
     bool adopted = false;
     uint64_t start_time = 0;
     std::chrono::steady_clock::time_point started{};
     RestartTracker tracker;
     int restarts = 0;
     std::string last_exit;
-    EventLoop::TimerId timer = 0;
+    Registration timer;             // backoff, or the SIGKILL deadline of a stop
     std::vector<std::function<void()>> on_stopped;
     bool remove_after_stop = false;
     bool restart_after_stop = false;
@@ -89,7 +90,7 @@ void Supervisor::ensure(const ServiceSpec& spec) {
 }
 
 void Supervisor::start(Service& s) {
-    if (s.timer) loop_.cancel_timer(std::exchange(s.timer, 0));
+    s.timer.reset();
     UniqueFd log_read, log_write;
     if (!opts_.log_command.empty()) {
         int p[2];
@@ -101,16 +102,12 @@ void Supervisor::start(Service& s) {
             lo.argv.push_back(s.spec.name);
             lo.env = opts_.env;
             lo.stdin_fd = log_read.get();
-            // The logger is not supervised: it ends when the child closes its output.
-            if (auto logger = spawn(lo)) {
-                // Not supervised, but reaped: it ends when the child closes its output.
-                int fd = logger->pidfd.get();
-                loggers_.emplace(fd, std::move(logger->pidfd));
-                loop_.watch(fd, EPOLLIN, [this, fd](uint32_t) {
-                    loop_.unwatch(fd);
-                    reap(fd);
-                    loggers_.erase(fd);
-                });
+            // Not supervised, but reaped: it ends when the child closes its output.
+            auto key = std::make_shared<Child*>(nullptr);
+            auto logger = Child::spawn(loop_, lo, [this, key](const std::string&) { loggers_.erase(*key); });
+            if (logger) {
+                *key = logger->get();
+                loggers_.emplace(*key, std::move(*logger));
             } else {
                 syslog(LOG_WARNING, "%s: cannot start logger: %s", s.spec.name.c_str(), logger.error().str().c_str());
                 log_write.reset();
@@ -121,7 +118,8 @@ void Supervisor::start(Service& s) {
     so.argv = s.spec.argv;
     so.env = opts_.env;
     so.stdout_fd = log_write ? log_write.get() : -1;
-    auto child = spawn(so);
+    std::string name = s.spec.name;
+    auto child = Child::spawn(loop_, so, [this, name](const std::string& how) { exited(name, how); });
     if (!child) {
         s.last_exit = child.error().str();
         syslog(LOG_ERR, "%s: cannot start: %s", s.spec.name.c_str(), s.last_exit.c_str());
@@ -129,15 +127,13 @@ void Supervisor::start(Service& s) {
         on_exit(s);
         return;
     }
-    s.pid = child->pid;
-    s.pidfd = std::move(child->pidfd);
+    s.child = std::move(*child);
     s.adopted = false;
     s.started = loop_.now();
-    auto id = identity_of(s.pid);
+    auto id = identity_of(s.child->pid());
     s.start_time = id ? id->start_time : 0;
     write_record(s);
-    watch(s);
-    syslog(LOG_INFO, "%s: started, pid %d", s.spec.name.c_str(), s.pid);
+    syslog(LOG_INFO, "%s: started, pid %d", s.spec.name.c_str(), s.child->pid());
     set_state(s, ServiceState::running);
 }
 
@@ -157,12 +153,16 @@ bool Supervisor::try_adopt(Service& s) {
         remove_record(s.spec.name);
         return false;
     }
-    s.pid = pid;
-    s.pidfd = std::move(*pidfd);
+    std::string name = s.spec.name;
+    auto child = Child::adopt(loop_, pid, std::move(*pidfd), [this, name](const std::string& how) { exited(name, how); });
+    if (!child) {
+        syslog(LOG_WARNING, "%s: cannot watch adopted pid %d: %s", name.c_str(), pid, child.error().str().c_str());
+        return false;
+    }
+    s.child = std::move(*child);
     s.adopted = true;
     s.start_time = start_time;
     s.started = loop_.now();
-    watch(s);
     syslog(LOG_INFO, "%s: adopted running pid %d", s.spec.name.c_str(), pid);
     set_state(s, ServiceState::running);
     if (argv != s.spec.argv) {
@@ -172,24 +172,18 @@ bool Supervisor::try_adopt(Service& s) {
     return true;
 }
 
-void Supervisor::watch(Service& s) {
-    std::string name = s.spec.name;
-    auto st = loop_.watch(s.pidfd.get(), EPOLLIN, [this, name](uint32_t) {
-        auto it = services_.find(name);
-        if (it != services_.end()) on_exit(*it->second);
-    });
-    if (!st) syslog(LOG_ERR, "%s: cannot watch pidfd: %s", name.c_str(), st.error().str().c_str());
+void Supervisor::exited(const std::string& name, const std::string& how) {
+    auto it = services_.find(name);
+    if (it == services_.end()) return;
+    Service& s = *it->second;
+    s.last_exit = how;
+    s.child.reset();
+    remove_record(name);
+    on_exit(s);
 }
 
 void Supervisor::on_exit(Service& s) {
-    if (s.pidfd) {
-        loop_.unwatch(s.pidfd.get());
-        s.last_exit = s.adopted ? "exited (adopted: status unknown)" : reap(s.pidfd.get());
-        s.pidfd.reset();
-        remove_record(s.spec.name);
-    }
-    s.pid = -1;
-    if (s.timer) loop_.cancel_timer(std::exchange(s.timer, 0));
+    s.timer.reset();
 
     if (s.state == ServiceState::stopping || s.remove_after_stop) {
         syslog(LOG_INFO, "%s: stopped (%s)", s.spec.name.c_str(), s.last_exit.c_str());
@@ -220,11 +214,9 @@ void Supervisor::on_exit(Service& s) {
         syslog(LOG_WARNING, "%s: %s; restarting in %.1f s", name.c_str(), s.last_exit.c_str(), secs);
         set_state(s, ServiceState::backoff);
     }
-    s.timer = loop_.add_timer(d.delay, [this, name] {
+    s.timer = loop_.after(std::chrono::duration_cast<std::chrono::milliseconds>(d.delay), [this, name] {
         auto it = services_.find(name);
-        if (it == services_.end()) return;
-        it->second->timer = 0;
-        start(*it->second);
+        if (it != services_.end()) start(*it->second);
     });
 }
 
@@ -235,15 +227,14 @@ void Supervisor::send_stop(Service& s, std::function<void()> done) {
             return;
         case ServiceState::running: {
             set_state(s, ServiceState::stopping);
-            if (auto st = send_signal(s.pidfd.get(), SIGTERM); !st)
+            if (auto st = s.child->signal(SIGTERM); !st)
                 syslog(LOG_WARNING, "%s: SIGTERM: %s", s.spec.name.c_str(), st.error().str().c_str());
             std::string name = s.spec.name;
-            s.timer = loop_.add_timer(opts_.stop_timeout, [this, name] {
+            s.timer = loop_.after(std::chrono::duration_cast<std::chrono::milliseconds>(opts_.stop_timeout), [this, name] {
                 auto it = services_.find(name);
-                if (it == services_.end() || !it->second->pidfd) return;
-                it->second->timer = 0;
+                if (it == services_.end() || !it->second->child) return;
                 syslog(LOG_WARNING, "%s: still running after SIGTERM, sending SIGKILL", name.c_str());
-                send_signal(it->second->pidfd.get(), SIGKILL);
+                it->second->child->signal(SIGKILL);
             });
             return;
         }
@@ -297,12 +288,8 @@ void Supervisor::stop_all(std::function<void()> done) {
 }
 
 void Supervisor::abandon_all() {
-    for (auto& [fd, _] : loggers_) loop_.unwatch(fd);
+    // Watches and timers go with their owners; the processes keep running.
     loggers_.clear();
-    for (auto& [name, s] : services_) {
-        if (s->timer) loop_.cancel_timer(s->timer);
-        if (s->pidfd) loop_.unwatch(s->pidfd.get());
-    }
     services_.clear();
 }
 
@@ -310,7 +297,7 @@ void Supervisor::write_record(const Service& s) {
     std::string path = opts_.state_dir + "/" + s.spec.name + ".pid";
     {
         std::ofstream out(path + ".tmp", std::ios::trunc);
-        out << s.pid << ' ' << s.start_time << '\n';
+        out << (s.child ? s.child->pid() : -1) << ' ' << s.start_time << '\n';
         for (auto& a : s.spec.argv) out << a << '\n';
         if (!out) {
             syslog(LOG_WARNING, "%s: cannot write %s.tmp", s.spec.name.c_str(), path.c_str());
@@ -327,7 +314,7 @@ ServiceStatus Supervisor::status_of(const Service& s) const {
     ServiceStatus st;
     st.name = s.spec.name;
     st.state = s.state;
-    st.pid = s.pid;
+    st.pid = s.child ? s.child->pid() : -1;
     if (s.state == ServiceState::running || s.state == ServiceState::stopping) st.uptime = loop_.now() - s.started;
     st.restarts = s.restarts;
     st.last_exit = s.last_exit;

@@ -20,6 +20,8 @@
 
 namespace netd {
 
+class Child;
+
 struct ServiceSpec {
     std::string name;               // [a-z0-9-]+, also the syslog tag of its output
     std::vector<std::string> argv;  // argv[0] absolute; the child must stay in the foreground
@@ -95,7 +97,7 @@ private:
     struct Service;
     void start(Service& s);
     bool try_adopt(Service& s);
-    void watch(Service& s);
+    void exited(const std::string& name, const std::string& how);
     void on_exit(Service& s);
     void send_stop(Service& s, std::function<void()> done);
     void set_state(Service& s, ServiceState st);
@@ -106,7 +108,7 @@ private:
     EventLoop& loop_;
     Options opts_;
     std::map<std::string, std::unique_ptr<Service>> services_;
-    std::map<int, UniqueFd> loggers_;  // by pidfd number
+    std::map<Child*, std::unique_ptr<Child>> loggers_;
 };
 
 }  // namespace netd

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <memory>
 
-#include "process.h"
+#include "child.h"
 #include "tunnel.h"
 
 namespace netd {
@@ -23,38 +23,27 @@ public:
     HelperUpdateRunner(EventLoop& loop, std::string exe) : loop_(loop), exe_(std::move(exe)) {}
 
     Registration start(const HeRequest& r, std::function<void(const std::string&)> done) override {
-        // One run's state, shared by its watches and its handle; the handle kills an unfinished run.
+        // One run's state, shared by its callbacks and its handle; the handle kills an unfinished run.
         struct Run {
-            UniqueFd pidfd, out;
+            std::unique_ptr<Child> child;
+            UniqueFd out;
             std::string buf;
-            Registration pid_watch, out_watch, deadline;
+            Registration out_watch, deadline;
             bool finished = false;
         };
         auto run = std::make_shared<Run>();
         int in[2], out[2];
-        if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC | O_NONBLOCK) != 0) {
+        if (pipe2(in, O_CLOEXEC) != 0) {
             done("ERROR internal pipe: " + std::string(std::strerror(errno)) + "\n");
             return {};
         }
-        UniqueFd in_r(in[0]), in_w(in[1]), out_w(out[1]);
-        run->out.reset(out[0]);
-        SpawnOptions so;
-        so.argv = {exe_, "--he-update"};
-        so.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
-        so.stdin_fd = in_r.get();
-        so.stdout_fd = out_w.get();
-        auto sp = spawn(so);
-        if (!sp) {
-            done("ERROR internal cannot start the update helper: " + sp.error().str() + "\n");
+        UniqueFd in_r(in[0]), in_w(in[1]);
+        if (pipe2(out, O_CLOEXEC | O_NONBLOCK) != 0) {
+            done("ERROR internal pipe: " + std::string(std::strerror(errno)) + "\n");
             return {};
         }
-        run->pidfd = std::move(sp->pidfd);
-        // Credentials go through a pipe, never on a command line (ps would show them).
-        std::string req = r.url + "\n" + r.username + "\n" + r.key + "\n" + r.tunnel_id + "\n" +
-                          (r.myip ? r.myip->str() : "") + "\n" + r.ca_file + "\n";
-        if (write(in_w.get(), req.data(), req.size()) < 0) syslog(LOG_WARNING, "tunnel: writing to the update helper failed");
-        in_w.reset();
-
+        UniqueFd out_w(out[1]);
+        run->out.reset(out[0]);
         std::weak_ptr<Run> weak = run;
         auto drain = [weak] {
             auto rn = weak.lock();
@@ -65,35 +54,45 @@ public:
                 if (rn->buf.size() < 4096) rn->buf.append(b, static_cast<size_t>(n));
             if (n == 0) rn->out_watch.reset();
         };
-        if (auto w = loop_.watch_fd(run->out.get(), EPOLLIN, [drain](uint32_t) { drain(); })) run->out_watch = std::move(*w);
-        auto on_exit = [weak, drain, done] {
+        SpawnOptions so;
+        so.argv = {exe_, "--he-update"};
+        so.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
+        so.stdin_fd = in_r.get();
+        so.stdout_fd = out_w.get();
+        auto child = Child::spawn(loop_, so, [weak, drain, done](const std::string& how) {
             auto rn = weak.lock();
             if (!rn || rn->finished) return;
-            drain();
+            drain();  // what is left in the pipe
             rn->finished = true;
-            std::string desc = reap(rn->pidfd.get());
-            rn->pid_watch.reset();
             rn->out_watch.reset();
             rn->deadline.reset();
-            std::string output = rn->buf.empty() ? "ERROR helper " + desc + " without an answer\n" : rn->buf;
-            done(output);  // may release the handle, and with it rn's last owner: rn stays alive here
-        };
-        if (auto w = loop_.watch_fd(run->pidfd.get(), EPOLLIN, [on_exit](uint32_t) { on_exit(); }))
-            run->pid_watch = std::move(*w);
+            std::string output = rn->buf.empty() ? "ERROR helper " + how + " without an answer\n" : rn->buf;
+            done(output);  // may release the handle: rn keeps the run alive until here
+        });
+        if (!child) {
+            done("ERROR internal cannot start the update helper: " + child.error().str() + "\n");
+            return {};
+        }
+        run->child = std::move(*child);
+        // Credentials go through a pipe, never on a command line (ps would show them).
+        std::string req = r.url + "\n" + r.username + "\n" + r.key + "\n" + r.tunnel_id + "\n" +
+                          (r.myip ? r.myip->str() : "") + "\n" + r.ca_file + "\n";
+        if (write(in_w.get(), req.data(), req.size()) < 0) syslog(LOG_WARNING, "tunnel: writing to the update helper failed");
+        in_w.reset();
+        if (auto w = loop_.watch_fd(run->out.get(), EPOLLIN, [drain](uint32_t) { drain(); })) run->out_watch = std::move(*w);
         run->deadline = loop_.after(std::chrono::duration_cast<std::chrono::milliseconds>(kUpdateTimeout), [weak] {
             auto rn = weak.lock();
             if (!rn || rn->finished) return;
-            send_signal(rn->pidfd.get(), SIGKILL);
+            rn->child->signal(SIGKILL);
             rn->buf = "ERROR timeout no answer within " + std::to_string(kUpdateTimeout.count()) + " s\n";
         });
         return Registration([run] {
             if (run->finished) return;
+            // Cancelled (the WAN moved on): the helper is killed, its exit no longer reported.
             run->finished = true;
-            send_signal(run->pidfd.get(), SIGKILL);
-            run->pid_watch.reset();
+            run->child->kill_and_reap();
             run->out_watch.reset();
             run->deadline.reset();
-            reap(run->pidfd.get());  // SIGKILLed: returns at once
         });
     }
 
