@@ -53,7 +53,5 @@ private:
 // The client side, used by netctl: sends args, returns the reply.
 Result<ControlReply> control_request(const std::string& path, const std::vector<std::string>& args);
 
-// JSON string escaping for the --json outputs.
-std::string json_escape(const std::string& s);
 
 }  // namespace netd

@@ -88,7 +88,6 @@ TEST(ControlClient, NoServerIsAClearError) {
     EXPECT_NE(r.error().str().find("is netd running?"), std::string::npos);
 }
 
-TEST(Json, Escapes) { EXPECT_EQ(json_escape("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\""); }
 
 }  // namespace
 }  // namespace netd

@@ -185,7 +185,7 @@ mtu = 1480
 MODES = {
     "he": 'mode = "he"\ntunnel_id = "424242"\nusername = "alice"\nupdate_key = "s3cret-key"\n'
           'update_url = "https://tb.example.test/nic/update"\nca_file = "/data/etc/broker-ca.pem"\n',
-    "heartbeat": 'mode = "heartbeat"\npassword = "hartslag"\ninterval = 60\n',
+    "heartbeat": 'mode = "heartbeat"\npassword = "hartslag"\ninterval = 15\n',
 }
 
 
@@ -362,6 +362,13 @@ def run_mode(mode, out, work, certs, figures):
 
         if mode == "he":
             fault("badauth", "he badauth", "refused", r"update badauth", lambda: broker.send("he ok"))
+            # The credentials were fixed on the broker's side: an unchanged `netctl reload` (as
+            # CONFIG.md says) resumes the updates.
+            start = len(broker.events)
+            vm.run("netctl reload")
+            ev = broker.wait_event(lambda e: e["kind"] == "he-update" and e["auth_ok"], 30, start)
+            tj = wait("up again", lambda: (lambda j: j if j.get("state") == "up" else None)(tunnel_json()), 30, 1)
+            check("he: after badauth, an unchanged netctl reload resumes the updates", ev and tj, tunnel_json())
             fault("garbage reply", "he garbage", "retrying", r"update failed: HTTP 200", lambda: broker.send("he ok"))
             block = "add table inet t; add chain inet t in { type filter hook input priority 0; }; " \
                     "add rule inet t in tcp dport 443 drop"
@@ -388,6 +395,25 @@ def run_mode(mode, out, work, certs, figures):
                   ev and not ev["ok"] and "wrong password" in ev["why"], ev)
             check("heartbeat fault: wrong password: netd up, LAN keeps its IPv4 service",
                   vm.run("pidof netd")[1].strip() and lan_ipv4_ok())
+            broker.send("password hartslag")
+            # The lease is lost for longer than the interval, then the same address comes back:
+            # heartbeats resume at once and keep coming (the schedule never stops).
+            dhcp.kill()
+            dhcp.wait()
+            vm.run("netctl restart udhcpc")   # deconfig: the WAN address goes
+            tj = wait("no WAN address", lambda: (lambda j: j if j.get("state") == "waiting-for-wan" else None)(
+                tunnel_json()), 20, 0.5)
+            check("heartbeat: without a WAN address the tunnel says so (not 'up')", tj, tunnel_json())
+            time.sleep(20)                      # longer than the 15 s interval
+            start = len(broker.events)
+            dhcp = start_dhcp(lab, work, "203.0.113.20", nak_others=True)
+            evs = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(evs) < 2:
+                time.sleep(1)
+                evs = [e for e in broker.events[start:] if e["kind"] == "heartbeat" and e["ok"]]
+            check("heartbeat: after a lease lost longer than the interval, the same address brings heartbeats "
+                  "back, and they keep coming", len(evs) >= 2, broker.events[start:])
         status = vm.poweroff()
         check(f"{mode}: clean poweroff", status == 0)
         vm = None
