@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -65,7 +66,23 @@ public:
             error(n, name + ": expected a string");
             return std::nullopt;
         }
-        return n->as_string()->get();
+        return printable(n, name, n->as_string()->get());
+    }
+
+    // TOML escapes (\u0000, \n, \u00e9) produce bytes the raw-text check never saw; a value
+    // that reaches a generated file must not carry a line end or a NUL (a directive injected
+    // into dnsmasq.conf runs as root). Every string value goes through here.
+    std::optional<std::string> printable(const toml::node* n, const std::string& name, const std::string& v) {
+        for (unsigned char ch : v) {
+            if (ch < 0x20 || ch >= 0x7f) {
+                char hex[8];
+                std::snprintf(hex, sizeof(hex), "0x%02x", ch);
+                error(n, name + ": the string holds " + (ch >= 0x80 ? "the non-ASCII byte " : "the control character ") +
+                             hex + " (after unescaping); values are printable ASCII");
+                return std::nullopt;
+            }
+        }
+        return v;
     }
 
     std::optional<bool> boolean(const toml::table& t, const char* key, const std::string& name) {
@@ -107,8 +124,8 @@ public:
         for (auto&& el : *n->as_array()) {
             if (!el.is_string())
                 error(&el, name + ": expected a string");
-            else
-                check(el.as_string()->get(), &el);
+            else if (auto v = printable(&el, name, el.as_string()->get()))
+                check(*v, &el);
         }
     }
 
@@ -137,8 +154,16 @@ private:
     std::vector<ConfigError>& errors_;
 };
 
-bool is_host_or_address(const std::string& s) {
-    return Ipv4Addr::parse(s) || Ipv6Addr::parse(s) || is_valid_domain_name(s);
+// dnsmasq reads dhcp-host=MAC,IP,NAME field by field: "ignore" denies the host DHCP,
+// "infinite" and "12h", "45m", "3600" are lease times. Such a "name" would change the meaning.
+bool is_dnsmasq_host_keyword(const std::string& s) {
+    std::string l;
+    for (char ch : s) l += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (l == "ignore" || l == "infinite") return true;
+    size_t digits = 0;
+    while (digits < l.size() && std::isdigit(static_cast<unsigned char>(l[digits]))) ++digits;
+    if (digits == 0) return false;
+    return digits == l.size() || (digits + 1 == l.size() && std::strchr("smhdw", l.back()));
 }
 
 void read_dhcp(Reader& r, const toml::table& t, LanConfig& lan) {
@@ -219,6 +244,10 @@ void read_dhcp(Reader& r, const toml::table& t, LanConfig& lan) {
             if (!is_valid_hostname(*name)) {
                 r.error(r.node(h, "name"), "lan.dhcp.host.name: '" + *name + "' is not a valid host name");
                 ok = false;
+            } else if (is_dnsmasq_host_keyword(*name)) {
+                r.error(r.node(h, "name"), "lan.dhcp.host.name: '" + *name +
+                                               "' would be read by dnsmasq as a keyword or a lease time, not a name");
+                ok = false;
             } else {
                 l.name = *name;
             }
@@ -266,8 +295,11 @@ void read_lan(Reader& r, const toml::table& t, Config& c) {
 void read_dns(Reader& r, const toml::table& t, Config& c) {
     r.only_keys(t, "[dns]", {"upstream", "cache_size"});
     r.strings(t, "upstream", "dns.upstream", [&](const std::string& s, const toml::node* n) {
-        if (Ipv4Addr::parse(s) || Ipv6Addr::parse(s))
-            c.dns.upstream.push_back(s);
+        // Kept as re-rendered from the parsed address, never as the text given.
+        if (auto a4 = Ipv4Addr::parse(s))
+            c.dns.upstream.push_back(a4->str());
+        else if (auto a6 = Ipv6Addr::parse(s))
+            c.dns.upstream.push_back(a6->str());
         else
             r.error(n, "dns.upstream: '" + s + "' is not an IPv4 or IPv6 address");
     });
@@ -277,7 +309,11 @@ void read_dns(Reader& r, const toml::table& t, Config& c) {
 void read_ntp(Reader& r, const toml::table& t, Config& c) {
     r.only_keys(t, "[ntp]", {"servers", "serve_lan"});
     r.strings(t, "servers", "ntp.servers", [&](const std::string& s, const toml::node* n) {
-        if (is_host_or_address(s))
+        if (auto a4 = Ipv4Addr::parse(s))
+            c.ntp.servers.push_back(a4->str());
+        else if (auto a6 = Ipv6Addr::parse(s))
+            c.ntp.servers.push_back(a6->str());
+        else if (is_valid_domain_name(s))
             c.ntp.servers.push_back(s);
         else
             r.error(n, "ntp.servers: '" + s + "' is not a host name or address");

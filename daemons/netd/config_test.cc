@@ -79,6 +79,52 @@ TEST(Config, ControlCharactersAreRejectedWithPosition) {
     EXPECT_EQ(r.errors[0].str(), "u.conf:1:6: non-ASCII byte 0xc3 is not allowed (the configuration is plain ASCII)");
 }
 
+// TOML escapes make bytes the raw-text check never sees: a NUL and a newline would carry a
+// directive into dnsmasq.conf (dhcp-script runs as root). Refused with file:line:col.
+TEST(Config, EscapedControlCharactersAreRefusedAfterUnescaping) {
+    const std::string lan = "[lan]\nmac = \"52:54:00:12:34:02\"\nipv4 = \"192.168.7.1/24\"\n[wan]\nmac = \"52:54:00:12:34:01\"\n";
+    auto r = parse_config_text(lan + "[dns]\nupstream = [\"1.1.1.1\\u0000\\ndhcp-script=/tmp/x\"]\n", "i.conf");
+    ASSERT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].str(),
+              "i.conf:7:13: dns.upstream: the string holds the control character 0x00 (after unescaping); values are "
+              "printable ASCII");
+    r = parse_config_text(lan + "[ntp]\nservers = [\"pool.ntp.org\\nserver=evil\"]\n", "n.conf");
+    ASSERT_FALSE(r.config);
+    EXPECT_EQ(r.errors[0].str().rfind("n.conf:7:12: ntp.servers: the string holds the control character 0x0a", 0), 0u)
+        << r.errors[0].str();
+    r = parse_config_text(lan + "[tunnel]\nmode = \"he\\u00e9\"\n", "u.conf");
+    ASSERT_FALSE(r.config);
+    EXPECT_NE(r.errors[0].str().find("non-ASCII byte 0xc3"), std::string::npos) << r.errors[0].str();
+    EXPECT_FALSE(Ipv4Addr::parse(std::string("1.1.1.1\0x", 9))) << "inet_pton must not stop at a NUL";
+}
+
+TEST(Config, AddressesReachGeneratedFilesReRendered) {
+    auto r = parse_config_text("[lan]\nmac = \"52:54:00:12:34:02\"\nipv4 = \"192.168.7.1/24\"\n[wan]\nmac = "
+                               "\"52:54:00:12:34:01\"\n[dns]\nupstream = [\"2001:DB8:0::53\"]\n",
+                               "a.conf");
+    ASSERT_TRUE(r.config);
+    EXPECT_EQ(r.config->dns.upstream, std::vector<std::string>{"2001:db8::53"});
+}
+
+// dnsmasq reads dhcp-host=MAC,IP,NAME by field: these "names" are a keyword or a lease time.
+TEST(Config, DhcpHostNamesDnsmasqWouldMisread) {
+    for (const char* name : {"ignore", "IGNORE", "infinite", "12h", "45m", "3600", "2w"}) {
+        auto r = parse_config_text(std::string("[lan]\nmac = \"52:54:00:12:34:02\"\nipv4 = \"192.168.7.1/24\"\n"
+                                               "[[lan.dhcp.host]]\nmac = \"52:54:00:aa:bb:cc\"\nip = \"192.168.7.50\"\n"
+                                               "name = \"") + name + "\"\n[wan]\nmac = \"52:54:00:12:34:01\"\n",
+                                   "h.conf");
+        ASSERT_FALSE(r.config) << name;
+        EXPECT_EQ(r.errors[0].str(), std::string("h.conf:7:8: lan.dhcp.host.name: '") + name +
+                                         "' would be read by dnsmasq as a keyword or a lease time, not a name");
+    }
+    auto ok = parse_config_text("[lan]\nmac = \"52:54:00:12:34:02\"\nipv4 = \"192.168.7.1/24\"\n[[lan.dhcp.host]]\n"
+                                "mac = \"52:54:00:aa:bb:cc\"\nip = \"192.168.7.50\"\nname = \"h12\"\n[wan]\nmac = "
+                                "\"52:54:00:12:34:01\"\n",
+                                "h.conf");
+    EXPECT_TRUE(ok.config);
+}
+
 TEST(Config, BadTableHeaderIsAnErrorNotACrash) {
     // "[#" tripped an assert inside toml++ 3.3.0 (found by tests/fuzz/fuzz_config).
     auto r = parse_config_text("[lan]\n[#\n", "h.conf");

@@ -14,6 +14,8 @@ namespace {
 bool pton(int family, std::string_view text, void* out) {
     char buf[INET6_ADDRSTRLEN + 1];
     if (text.empty() || text.size() >= sizeof(buf)) return false;
+    // inet_pton would stop at an embedded NUL and accept what comes before it.
+    if (text.find('\0') != std::string_view::npos) return false;
     std::memcpy(buf, text.data(), text.size());
     buf[text.size()] = '\0';
     return inet_pton(family, buf, out) == 1;
