@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -91,7 +92,7 @@ void Daemon::start() {
         syslog(LOG_WARNING, "%s cannot be applied: converging on the configuration the previous netd ran",
                opts_.config_path.c_str());
         std::string err = last_error_;
-        if (transition(*prev.config, wan_.lease())) {
+        if (apply_config(*prev.config)) {
             running_ = prev.config;
             follow_tunnel(*running_, false);
         }
@@ -105,6 +106,7 @@ Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease
     if (!links) return links.error();
     auto want = desired_state(c, *links, lease, opts_.paths);
     if (!want) return want.error();
+    auto load_before = reconciler_.last_ruleset_load();
     Applied applied;
     auto st = reconciler_.converge(*want, applied);
     if (!st) {
@@ -115,6 +117,8 @@ Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease
                                                        " operations)"
                                                  : "; ROLLBACK FAILED too: " + rb.error().str());
         syslog(LOG_ERR, "transition refused after %zu operations: %s", applied.count(), msg.c_str());
+        for (auto& op : applied.kernel) syslog(LOG_ERR, "  done, then undone: %s", op.c_str());
+        for (auto& op : back.kernel) syslog(LOG_ERR, "  rollback: %s", op.c_str());
         last_transition_ = "REFUSED: " + msg;
         return Error{msg};
     }
@@ -125,19 +129,21 @@ Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease
     std::snprintf(buf, sizeof(buf), "%zu operations (%zu kernel, %zu services) in %.1f ms", applied.count(),
                   applied.kernel.size(), applied.services.size(), static_cast<double>(us) / 1000.0);
     last_transition_ = buf;
-    for (auto& op : applied.kernel)
-        if (op.rfind("nft load", 0) == 0) {
-            char info[160];
-            std::snprintf(info, sizeof(info), "loaded at uptime %.2f s (%s)", uptime_seconds(), op.c_str());
-            firewall_info_ = info;
-        }
+    if (auto& l = reconciler_.last_ruleset_load(); l && (!load_before || l->ms != load_before->ms || l->bytes != load_before->bytes)) {
+        char info[200];
+        std::snprintf(info, sizeof(info), "loaded at uptime %.2f s in %.1f ms (%zu messages, %zu bytes, one transaction)",
+                      uptime_seconds(), l->ms, l->messages, l->bytes);
+        firewall_info_ = info;
+    }
     last_applied_ = std::move(applied);
     current_ = std::move(*want);
     return Ok{};
 }
 
 void Daemon::reload() {
-    auto res = load_config(opts_.config_path);
+    // The text parsed is the text kept as running.conf: an edit after this moment is not.
+    std::string text = read_file(opts_.config_path);
+    auto res = text.empty() ? load_config(opts_.config_path) : parse_config_text(text, opts_.config_path);
     if (!res.config) {
         last_error_.clear();
         for (auto& e : res.errors) {
@@ -154,10 +160,7 @@ void Daemon::reload() {
         }
         return;
     }
-    // The WAN link is found anew at each load; a lease on another link is forgotten.
-    if (auto links = kernel_.links())
-        if (auto w = resolve_link(*links, res.config->wan.interface)) wan_.set_link(w->name);
-    if (auto st = transition(*res.config, wan_.lease()); !st) {
+    if (auto st = apply_config(*res.config); !st) {
         last_error_ = st.error().str() + "\n";
         syslog(LOG_ERR, "applying %s: %s", opts_.config_path.c_str(), last_error_.c_str());
         if (!announced_ready_) {
@@ -167,7 +170,8 @@ void Daemon::reload() {
         return;
     }
     last_error_.clear();
-    write_file_atomic(running_record(opts_.paths), read_file(opts_.config_path), 0600);
+    if (auto w = write_file_atomic(running_record(opts_.paths), text, 0600); !w)
+        syslog(LOG_WARNING, "cannot keep the running configuration for a restart: %s", w.error().str().c_str());
     running_ = std::move(res.config);
     follow_tunnel(*running_, true);
     syslog(LOG_INFO, "configuration %s applied: %s", opts_.config_path.c_str(), last_transition_.c_str());
@@ -179,6 +183,17 @@ void Daemon::reload() {
                     uptime_seconds(), static_cast<long long>(ms.count()));
         std::fflush(stdout);
     }
+}
+
+Status Daemon::apply_config(const Config& c) {
+    // The lease belongs to the link udhcpc runs on: on another WAN link it is not applied, and
+    // the WAN switches over only once the transition has succeeded.
+    std::optional<DhcpLease> lease = wan_.lease();
+    if (auto links = kernel_.links())
+        if (auto w = resolve_link(*links, c.wan.interface); w && w->name != wan_.ifname()) lease.reset();
+    if (auto st = transition(c, lease); !st) return st;
+    wan_.set_link(current_->wan_if);
+    return Ok{};
 }
 
 std::optional<Ipv4Addr> Daemon::wan_address() const {
@@ -212,7 +227,35 @@ void Daemon::stop(std::function<void()> done) {
     sup_.stop_all(std::move(done));
 }
 
-ControlReply Daemon::reload_reply() {
+// Every command of the table in commands.h has its handler here (daemon_test checks it).
+const std::map<std::string, Daemon::Handler>& Daemon::handlers() {
+    static const std::map<std::string, Handler> h = {
+        {"status", &Daemon::cmd_status},         {"reload", &Daemon::cmd_reload},
+        {"restart", &Daemon::cmd_restart},       {"firewall", &Daemon::cmd_firewall},
+        {"tunnel-update", &Daemon::cmd_tunnel_update}, {"dhcp-event", &Daemon::dhcp_event},
+        {"ntp-event", &Daemon::ntp_event},
+    };
+    return h;
+}
+
+bool Daemon::handles(const std::string& command) { return handlers().count(command) > 0; }
+
+ControlReply Daemon::control(const std::vector<std::string>& args) {
+    if (args.empty()) return {false, "empty request\n"};
+    const Command* cmd = find_command(args[0]);
+    auto h = handlers().find(args[0]);
+    // dhcp-event and ntp-event (the hooks') carry KEY=VALUE pairs after the action.
+    bool shape_ok = cmd && (command_args_ok(*cmd, args) || (cmd->internal && args.size() >= 2));
+    if (!shape_ok || h == handlers().end())
+        return {false, "unknown or malformed request '" + args[0] + "' (see netctl --help)\n"};
+    return (this->*(h->second))(args);
+}
+
+ControlReply Daemon::cmd_status(const std::vector<std::string>& args) {
+    return {true, args.size() == 2 ? status_json() : status_text()};
+}
+
+ControlReply Daemon::cmd_reload(const std::vector<std::string>&) {
     syslog(LOG_INFO, "control: reload requested");
     reload();
     if (!last_error_.empty())
@@ -221,35 +264,22 @@ ControlReply Daemon::reload_reply() {
     return {true, "configuration " + opts_.config_path + " applied: " + last_transition_ + "\n"};
 }
 
-ControlReply Daemon::control(const std::vector<std::string>& args) {
-    if (args.empty()) return {false, "empty request\n"};
-    const Command* cmd = find_command(args[0]);
-    if (!cmd || !command_args_ok(*cmd, args) ) {
-        // dhcp-event and ntp-event carry KEY=VALUE pairs after the action.
-        if (!(cmd && cmd->internal && args.size() >= 2))
-            return {false, "unknown or malformed request '" + args[0] + "' (see netctl --help)\n"};
-    }
-    const std::string& name = args[0];
-    if (name == "status") return {true, args.size() == 2 ? status_json() : status_text()};
-    if (name == "reload") return reload_reply();
-    if (name == "firewall") {
-        if (!current_ || current_->ruleset_text.empty()) return {false, "the firewall is not loaded: " + last_error_ + "\n"};
-        return {true, "# " + firewall_info_ + "\n" + current_->ruleset_text};
-    }
-    if (name == "dhcp-event") return dhcp_event(args);
-    if (name == "ntp-event") return ntp_event(args);
-    if (name == "tunnel-update") {
-        if (!tunnel_) return {false, "no tunnel configured\n"};
-        tunnel_->retry_now();
-        return {true, "tunnel: update or heartbeat sent again\n"};
-    }
-    if (name == "restart") {
-        if (!sup_.spec_of(args[1])) return {false, "no service '" + args[1] + "'\n"};
-        syslog(LOG_INFO, "control: restart of %s requested", args[1].c_str());
-        sup_.restart(args[1]);
-        return {true, args[1] + ": restarting\n"};
-    }
-    return {false, "unknown request '" + name + "'\n"};
+ControlReply Daemon::cmd_firewall(const std::vector<std::string>&) {
+    if (!current_ || current_->ruleset_text.empty()) return {false, "the firewall is not loaded: " + last_error_ + "\n"};
+    return {true, "# " + firewall_info_ + "\n" + current_->ruleset_text};
+}
+
+ControlReply Daemon::cmd_tunnel_update(const std::vector<std::string>&) {
+    if (!tunnel_) return {false, "no tunnel configured\n"};
+    tunnel_->retry_now();
+    return {true, "tunnel: update or heartbeat sent again\n"};
+}
+
+ControlReply Daemon::cmd_restart(const std::vector<std::string>& args) {
+    if (!sup_.spec_of(args[1])) return {false, "no service '" + args[1] + "'\n"};
+    syslog(LOG_INFO, "control: restart of %s requested", args[1].c_str());
+    sup_.restart(args[1]);
+    return {true, args[1] + ": restarting\n"};
 }
 
 ControlReply Daemon::ntp_event(const std::vector<std::string>& args) {
@@ -290,6 +320,7 @@ ControlReply Daemon::dhcp_event(const std::vector<std::string>& args) {
     }
     bool changed = next.lease != wan_.lease();
     wan_.commit(std::move(next));
+    wan_.note_refused("");
     if (auto& l = wan_.lease(); l && ev->lease) {
         if (changed)
             syslog(LOG_NOTICE, "wan: %s %s on %s, router %s, lease %us: %s", to_string(ev->action),
@@ -304,7 +335,8 @@ ControlReply Daemon::dhcp_event(const std::vector<std::string>& args) {
     if (ev->lease) {
         std::string rec;
         for (auto& a : ev_args) rec += a + std::string(1, '\0');
-        write_file_atomic(lease_record(opts_.paths), rec, 0600);
+        if (auto w = write_file_atomic(lease_record(opts_.paths), rec, 0600); !w)
+            syslog(LOG_WARNING, "wan: cannot keep the lease for a restart: %s", w.error().str().c_str());
     } else if (ev->action == DhcpAction::deconfig) {
         unlink(lease_record(opts_.paths).c_str());
     }
@@ -356,9 +388,9 @@ std::string Daemon::status_json() {
     j["last_transition"] = last_transition_;
     if (running_) {
         auto& lan = running_->lan;
-        json v6 = json::array();
-        for (auto& p : lan.ipv6_prefixes) v6.push_back(p.with_host(1).str() + "/" + std::to_string(p.len));
-        j["lan"] = {{"interface", current_ ? current_->lan_if : ""}, {"ipv4", lan.ipv4.str()}, {"ipv6", v6}};
+        j["lan"] = {{"interface", current_ ? current_->lan_if : ""},
+                    {"ipv4", lan.ipv4.str()},
+                    {"ipv6", lan_ipv6_addresses(lan)}};
         j["wan"] = wan_.status_json();
         j["tunnel"] = tunnel_ ? tunnel_status_json(tunnel_->status(), tunnel_cfg_, wan_address())
                               : json{{"mode", "none"}, {"state", to_string(TunnelState::not_configured)}, {"up", false}};

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,9 @@ public:
     // A request from the control socket (commands.h).
     ControlReply control(const std::vector<std::string>& args);
 
+    // Whether a control command has a handler (every one in commands.h must).
+    static bool handles(const std::string& command);
+
     const std::optional<Config>& running_config() const { return running_; }
     const std::string& last_error() const { return last_error_; }
     const Applied& last_applied() const { return last_applied_; }
@@ -50,9 +54,18 @@ private:
     // Converges on (c, lease); on failure converges back on the previous state. The error
     // names what the kernel refused.
     Status transition(const Config& c, const std::optional<DhcpLease>& lease);
+    // A configuration (reload, or the previous netd's at start): the WAN lease goes with it
+    // only when the WAN link stays the same.
+    Status apply_config(const Config& c);
     void follow_tunnel(const Config& c, bool reloaded);
     std::optional<Ipv4Addr> wan_address() const;
-    ControlReply reload_reply();
+    using Handler = ControlReply (Daemon::*)(const std::vector<std::string>& args);
+    static const std::map<std::string, Handler>& handlers();
+    ControlReply cmd_status(const std::vector<std::string>& args);
+    ControlReply cmd_reload(const std::vector<std::string>& args);
+    ControlReply cmd_firewall(const std::vector<std::string>& args);
+    ControlReply cmd_tunnel_update(const std::vector<std::string>& args);
+    ControlReply cmd_restart(const std::vector<std::string>& args);
     ControlReply dhcp_event(const std::vector<std::string>& args);
     ControlReply ntp_event(const std::vector<std::string>& args);
     std::string status_text();

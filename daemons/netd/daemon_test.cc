@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "commands.h"
 #include "daemon.h"
 #include "test_fakes.h"
 
@@ -251,6 +252,35 @@ TEST(Daemon, ARestartOnABrokenFileKeepsWhatThePreviousNetdRan) {
     EXPECT_TRUE(f.has_addr("eth1", "192.168.7.1/24"));
     EXPECT_TRUE(f.services.running.count("dnsmasq"));
     EXPECT_FALSE(f.status()["config"]["ok"]);
+}
+
+TEST(Daemon, EveryNetctlCommandHasAHandler) {
+    for (auto& c : commands()) EXPECT_TRUE(Daemon::handles(c.name)) << c.name;
+}
+
+// A reload that fails (the same NIC named for WAN and LAN) keeps the WAN lease: the next good
+// reload does not take the WAN address away.
+TEST(Daemon, AFailedReloadKeepsTheWanLease) {
+    Fixture f;
+    f.start(kBaseConfig);
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    std::string bad = kBaseConfig;
+    bad.replace(bad.find("52:54:00:12:34:01"), 17, "52:54:00:12:34:03");  // WAN moved to eth2 ...
+    f.write(bad);
+    f.kernel.refuse = [](const std::string& op) -> std::optional<std::string> {
+        if (op == "link eth2 up") return "Network is down";  // ... which the kernel refuses
+        return std::nullopt;
+    };
+    EXPECT_FALSE(f.ctl({"reload"}).ok);
+    f.kernel.refuse = nullptr;
+    EXPECT_TRUE(f.has_addr("eth0", "198.51.100.10/24"));
+    f.write(kBaseConfig);
+    ASSERT_TRUE(f.ctl({"reload"}).ok);
+    EXPECT_TRUE(f.has_addr("eth0", "198.51.100.10/24")) << "the lease is still the WAN's";
+    EXPECT_TRUE(f.ctl({"dhcp-event", "renew", "interface=eth0", "ip=198.51.100.10", "subnet=255.255.255.0",
+                       "router=198.51.100.1", "dns=198.51.100.53", "lease=3600"})
+                    .ok)
+        << "udhcpc's events on eth0 are still the WAN's";
 }
 
 TEST(Daemon, StatusJsonIsJson) {

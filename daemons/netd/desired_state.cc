@@ -80,12 +80,7 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
         for (auto& dns : lease->dns) resolv += "nameserver " + dns.str() + "\n";
     d.files[wan_resolv_path(paths.run_dir)] = resolv;
 
-    // udhcpc in the foreground on WAN; its hook hands every event to netd (dhcp-event).
-    GeneratedService udhcpc;
-    udhcpc.spec = {"udhcpc",
-                   {"/bin/busybox", "udhcpc", "-f", "-i", wan->name, "-s", paths.udhcpc_hook, "-t", "4", "-T", "3",
-                    "-A", "10", "-O", "mtu", "-O", "ntpsrv", "-O", "search"}};
-    d.services.push_back(udhcpc);
+    d.services.push_back(udhcpc_service(wan->name, paths.udhcpc_hook));
     d.services.push_back(dnsmasq_service(c, f, paths.run_dir));
     d.services.push_back(ntpd_service(c, f));
     // Without a prefix radvd has nothing to announce.

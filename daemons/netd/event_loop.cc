@@ -101,15 +101,15 @@ void EventLoop::arm_timer() {
 
 void EventLoop::fire_timers() {
     auto now = Clock::now();
-    // Collect first: a handler may add or cancel timers.
-    std::vector<std::pair<TimerId, TimerHandler>> due;
+    // One at a time, taken off before it runs: a handler that cancels a timer due in the same
+    // round (releasing its handle) is heard, and one that adds timers is fine too.
     while (!timers_.empty() && timers_.begin()->first <= now) {
-        due.push_back(std::move(timers_.begin()->second));
-        timer_deadline_.erase(due.back().first);
+        auto [id, handler] = std::move(timers_.begin()->second);
+        timer_deadline_.erase(id);
         timers_.erase(timers_.begin());
+        handler();
     }
     arm_timer();
-    for (auto& [id, h] : due) h();
 }
 
 Status EventLoop::run() {

@@ -2,6 +2,8 @@
 #include "event_loop.h"
 
 #include <gtest/gtest.h>
+
+#include <thread>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -19,6 +21,19 @@ TEST(EventLoop, TimersFireInOrderAndCancel) {
     loop->cancel_timer(c);
     ASSERT_TRUE(loop->run());
     EXPECT_EQ(fired, (std::vector<int>{1, 3}));
+}
+
+// Two timers due in the same round: the first releases the second's handle, which must not run.
+TEST(EventLoop, ATimerReleasedByAnEarlierOneInTheSameRoundDoesNotFire) {
+    auto loop = std::move(*EventLoop::create());
+    bool second_ran = false;
+    Registration second;
+    auto first = loop->after(5ms, [&] { second.reset(); });
+    second = loop->after(6ms, [&] { second_ran = true; });
+    auto stop = loop->after(30ms, [&] { loop->stop(); });
+    std::this_thread::sleep_for(15ms);  // both are due when the loop first looks
+    ASSERT_TRUE(loop->run());
+    EXPECT_FALSE(second_ran);
 }
 
 TEST(EventLoop, ReusedDescriptorGetsNoStaleEvent) {

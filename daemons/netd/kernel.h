@@ -64,7 +64,7 @@ public:
     virtual Result<std::vector<LinkInfo>> links() = 0;
     // Every address on every link.
     virtual Result<std::vector<IfAddr>> addresses() = 0;
-    // The routes with protocol kNetdProto, main table, both families.
+    // The routes with protocol kNetdRouteProto, main table, both families.
     virtual Result<std::vector<Route>> routes() = 0;
 
     virtual Status set_up(const std::string& link, bool up) = 0;
@@ -72,6 +72,7 @@ public:
     // IPv6 addresses are added without duplicate address detection: usable at once.
     virtual Status add_address(const IfAddr& a) = 0;
     virtual Status del_address(const IfAddr& a) = 0;
+    // Refused when a route for the same destination exists (whoever made it).
     virtual Status add_route(const Route& r) = 0;
     virtual Status del_route(const Route& r) = 0;
     // Creates the sit device, or changes an existing one in place (its addresses stay).

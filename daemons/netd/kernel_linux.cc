@@ -184,7 +184,8 @@ public:
     Status add_route(const Route& r) override {
         auto route = make_route(r);
         if (!route) return route.error();
-        if (int err = rtnl_route_add(sock_.get(), route->get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0)
+        // EXCL: a route someone else holds for the destination is refused, never taken over.
+        if (int err = rtnl_route_add(sock_.get(), route->get(), NLM_F_CREATE | NLM_F_EXCL); err < 0)
             return nl_error("add route " + r.str(), err);
         return Ok{};
     }

@@ -3,6 +3,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -47,6 +48,9 @@ void Reconciler::load_owned() {
         else if (auto v6 = Ipv6Addr::parse(addr))
             owned_addrs_.insert({s.substr(0, sp), IpCidr::v6(*v6, static_cast<uint8_t>(len))});
     }
+    auto downs = j.value("down_original", nlohmann::json::array());
+    for (auto& d : downs)
+        if (d.is_string()) down_original_.insert(d.get<std::string>());
     auto files = j.value("files", nlohmann::json::array());
     for (auto& f : files)
         if (f.is_string()) owned_files_.insert(f.get<std::string>());
@@ -55,7 +59,7 @@ void Reconciler::load_owned() {
 void Reconciler::save_owned() {
     std::vector<std::string> addrs;
     for (auto& a : owned_addrs_) addrs.push_back(a.str());
-    nlohmann::json j = {{"links", owned_links_}, {"addresses", addrs}, {"sysctl_original", sysctl_original_}, {"mtu_original", mtu_original_}, {"files", owned_files_}};
+    nlohmann::json j = {{"links", owned_links_}, {"addresses", addrs}, {"sysctl_original", sysctl_original_}, {"mtu_original", mtu_original_}, {"down_original", down_original_}, {"files", owned_files_}};
     if (auto w = write_file_atomic(owned_path_, j.dump(1) + "\n", 0600); !w)
         syslog(LOG_ERR, "reconcile: %s", w.error().str().c_str());
 }
@@ -82,9 +86,12 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
 
     // 1 The firewall, before anything that could let a packet through.
     if (!want.ruleset_text.empty() && want.ruleset_text != loaded_ruleset_) {
+        auto t0 = std::chrono::steady_clock::now();
         auto r = kernel_.load_ruleset(want.ruleset);
         if (!r) return Error{"firewall: " + r.error().str()};
         loaded_ruleset_ = want.ruleset_text;
+        ruleset_load_ = RulesetLoad{r->messages, r->bytes,
+                                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};
         applied.kernel.push_back("nft load");
     }
 
@@ -101,7 +108,7 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         auto cur = kernel_.read_sysctl(key);
         if (!cur) return cur.error();
         if (*cur == value) continue;
-        sysctl_original_.emplace(key, *cur);
+        if (sysctl_original_.emplace(key, *cur).second) save_owned();
         if (auto st = record(kernel_.write_sysctl(key, value), "sysctl " + key + "=" + value); !st) return st;
     }
     for (auto it = sysctl_original_.begin(); it != sysctl_original_.end();) {
@@ -135,17 +142,20 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         std::optional<unsigned> mtu = dl.mtu;
         if (!mtu && mtu_original_.count(dl.name)) mtu = mtu_original_[dl.name];
         if (mtu && l->mtu != *mtu) {
-            if (dl.mtu && !l->sit) mtu_original_.emplace(dl.name, l->mtu);
+            if (dl.mtu && !l->sit && mtu_original_.emplace(dl.name, l->mtu).second) save_owned();
             if (auto st = record(kernel_.set_mtu(dl.name, *mtu), "link " + dl.name + " mtu " + std::to_string(*mtu)); !st)
                 return st;
         }
         if (!dl.mtu) mtu_original_.erase(dl.name);
-        if (!l->up)
+        if (!l->up) {
+            // Recorded first: a link netd brought up goes down again when it is released.
+            if (!l->sit && down_original_.insert(dl.name).second) save_owned();
             if (auto st = record(kernel_.set_up(dl.name, true), "link " + dl.name + " up"); !st) return st;
+        }
     }
 
     // 5 Routes and addresses. netd's addresses are the ones it added (recorded): an address
-    // someone else put on a link stays, unless netd wants it too (then it is netd's).
+    // someone else put on a link stays.
     auto addrs = kernel_.addresses();
     if (!addrs) return addrs.error();
     std::set<IfAddr> have(addrs->begin(), addrs->end());
@@ -168,12 +178,12 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         save_owned();
     }
     for (auto& a : want.addresses) {
-        if (!have.count(a)) {
-            owned_addrs_.insert(a);
-            save_owned();
-            if (auto st = record(kernel_.add_address(a), "addr add " + a.str()); !st) return st;
-        }
+        // One already there (put there by someone else) is used, not claimed: it stays when
+        // netd no longer wants it, and a rollback does not take it away.
+        if (have.count(a)) continue;
         owned_addrs_.insert(a);
+        save_owned();
+        if (auto st = record(kernel_.add_address(a), "addr add " + a.str()); !st) return st;
     }
     // Deleting an address may have taken a route with it: read them again.
     routes = kernel_.routes();
@@ -195,10 +205,11 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
                 if (auto st = record(kernel_.set_mtu(name, m->second), "link " + name + " mtu " + std::to_string(m->second));
                     !st)
                     return st;
-            if (l->up)
+            if (l->up && down_original_.count(name))
                 if (auto st = record(kernel_.set_up(name, false), "link " + name + " down"); !st) return st;
         }
         mtu_original_.erase(name);
+        down_original_.erase(name);
         it = owned_links_.erase(it);
     }
 

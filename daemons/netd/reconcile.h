@@ -6,13 +6,15 @@
 //   3 the sit device (created or changed in place)
 //   4 links: MTU, up
 //   5 routes and addresses: unwanted routes, unwanted addresses, new addresses, new routes
-//   6 links netd no longer manages: down, MTU and sysctls back to what netd found
+//   6 links netd no longer manages: down if netd brought them up, MTU back to what netd
+//     found (their sysctls went back in 2)
 //   7 the sit device, when no longer wanted
 //   8 generated files, then services: started, restarted when their command line or
 //     config file changed, stopped when no longer wanted
 //
-// What netd owns, and it touches nothing else: its routes carry kNetdRouteProto; the
-// addresses it added and the links it manages are recorded; so are the sysctls and MTUs it
+// What netd owns, and it touches nothing else: its routes carry kNetdRouteProto (a route
+// someone else holds for the same destination is refused, not taken over); the addresses it
+// added, the links it manages and brought up are recorded; so are the sysctls and MTUs it
 // changed, with the value it found; the files it generated are removed when nothing wants them. That record (owned.json in the run directory, a tmpfs: it lives as long as the
 // kernel state it describes) survives a restart of netd, so a netd started on a changed file
 // releases a LAN NIC the previous one had configured.
@@ -49,8 +51,13 @@ public:
     // Nothing managed any more (netd's config cannot be applied at all): links released,
     // services stopped. The ruleset stays loaded: netd never opens the firewall.
     DesiredState nothing() const { return {}; }
-    // After a netd restart the kernel's ruleset is not known to match: the next converge loads it.
-    void forget_ruleset() { loaded_ruleset_.clear(); }
+    // The last ruleset load (netd's figures for status); a new Reconciler (a restarted netd)
+    // knows none, so its first converge loads the ruleset once.
+    struct RulesetLoad {
+        size_t messages = 0, bytes = 0;
+        double ms = 0;
+    };
+    const std::optional<RulesetLoad>& last_ruleset_load() const { return ruleset_load_; }
 
 private:
     Status converge_kernel(const DesiredState& want, Applied& applied);
@@ -62,9 +69,11 @@ private:
     ServiceControl& services_;
     std::string owned_path_;
     std::string loaded_ruleset_;
+    std::optional<RulesetLoad> ruleset_load_;
     std::set<std::string> owned_links_;
     std::map<std::string, std::string> sysctl_original_;
     std::map<std::string, unsigned> mtu_original_;
+    std::set<std::string> down_original_;   // links netd brought up
     std::set<IfAddr> owned_addrs_;
     std::set<std::string> owned_files_;   // generated files, removed when no longer wanted
 };

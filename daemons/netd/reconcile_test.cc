@@ -289,6 +289,41 @@ TEST(Reconcile, AnAddressNetdDidNotAddStays) {
     EXPECT_TRUE(r.kernel.addrs.count({"eth1", IpCidr::v6(*Ipv6Addr::parse("2001:db8:ff::2"), 64)}));
 }
 
+// A transition refused before it touched a link leaves it as it was, up included, and an
+// address that was there before netd wanted it survives the rollback.
+TEST(Reconcile, ARollbackLeavesWhatNetdNeverTouched) {
+    Router r;
+    r.go(kBaseConfig);
+    r.kernel.find("eth2")->up = true;  // someone else's, up
+    IfAddr theirs{"eth2", IpCidr::v4(*Ipv4Cidr::parse("192.168.7.1/24"))};
+    r.kernel.addrs.insert(theirs);
+    std::string b = kBaseConfig;
+    b.replace(b.find("52:54:00:12:34:02"), 17, "52:54:00:12:34:03");
+    r.kernel.refuse = [](const std::string& op) -> std::optional<std::string> {
+        if (op == "addr add eth2 2001:db8:7::1/64") return "No buffer space available";
+        return std::nullopt;
+    };
+    Applied a;
+    ASSERT_FALSE(r.rec->converge(r.want(b), a));
+    r.kernel.refuse = nullptr;
+    Applied back;
+    ASSERT_TRUE(r.rec->converge(*r.current, back));
+    EXPECT_TRUE(r.kernel.find("eth2")->up) << "netd never brought it up: it does not take it down";
+    EXPECT_TRUE(r.kernel.addrs.count(theirs)) << "not netd's to remove";
+    EXPECT_TRUE(r.kernel.addrs.count({"eth1", IpCidr::v4(*Ipv4Cidr::parse("192.168.7.1/24"))}));
+}
+
+TEST(Reconcile, ARouteSomeoneElseHoldsIsNotTakenOver) {
+    Router r;
+    r.go(kBaseConfig);
+    Route theirs{IpCidr::default_route(4), "eth0", IpCidr::v4(*Ipv4Addr::parse("203.0.113.254"))};
+    r.kernel.foreign_routes.insert(theirs);
+    Applied a;
+    auto st = r.rec->converge(r.want(kBaseConfig, wan_lease()), a);
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().str().find("File exists"), std::string::npos) << st.error().str();
+}
+
 TEST(Reconcile, WanMtuFromTheLeaseIsGivenBackWithIt) {
     Router r;
     auto l = wan_lease();

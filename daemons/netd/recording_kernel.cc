@@ -66,10 +66,10 @@ Status RecordingKernel::del_address(const IfAddr& a) {
 
 Status RecordingKernel::add_route(const Route& r) {
     if (!find(r.link)) return Error{"link " + r.link + ": no such device"};
+    for (auto* set : {&route_set, &foreign_routes})
+        for (auto& have : *set)
+            if (have.dst == r.dst) return Error{"route add " + r.str() + ": File exists"};
     if (auto st = op("route add " + r.str()); !st) return st;
-    // Replace semantics: one route per destination.
-    for (auto it = route_set.begin(); it != route_set.end();)
-        it = it->dst == r.dst ? route_set.erase(it) : std::next(it);
     route_set.insert(r);
     return Ok{};
 }

@@ -18,7 +18,8 @@ public:
     // The kernel as found: links (name -> info), sysctls.
     std::vector<LinkInfo> link_list;
     std::set<IfAddr> addrs;
-    std::set<Route> route_set;
+    std::set<Route> route_set;        // netd's (what routes() returns: protocol 77)
+    std::set<Route> foreign_routes;   // others' (not returned; still block the destination)
     std::map<std::string, std::string> sysctls;
     std::string ruleset_text;   // what the last load_ruleset loaded (render_nft)
 

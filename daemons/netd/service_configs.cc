@@ -22,6 +22,16 @@ std::vector<std::string> merged(const std::vector<std::string>& a, const std::ve
 
 }  // namespace
 
+GeneratedService udhcpc_service(const std::string& wan_ifname, const std::string& hook) {
+    GeneratedService g;
+    // -t 4 -T 3 -A 10: four discovers 3 s apart, then 10 s before trying again; -O: ask for
+    // the MTU, NTP servers and the search list too.
+    g.spec = {"udhcpc",
+              {"/bin/busybox", "udhcpc", "-f", "-i", wan_ifname, "-s", hook, "-t", "4", "-T", "3", "-A", "10", "-O",
+               "mtu", "-O", "ntpsrv", "-O", "search"}};
+    return g;
+}
+
 GeneratedService dnsmasq_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir) {
     const auto& lan = c.lan;
     std::ostringstream o;

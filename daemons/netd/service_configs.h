@@ -31,6 +31,8 @@ inline constexpr const char* kRunDir = "/run/netd";
 // The resolvers from the WAN lease, in resolv.conf syntax, for dnsmasq's resolv-file.
 inline std::string wan_resolv_path(const std::string& run_dir = kRunDir) { return run_dir + "/resolv.wan"; }
 
+// BusyBox udhcpc in the foreground on the WAN link; its hook hands every event to netd.
+GeneratedService udhcpc_service(const std::string& wan_ifname, const std::string& hook);
 GeneratedService dnsmasq_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
 GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
 GeneratedService ntpd_service(const Config& c, const RuntimeFacts& f);

@@ -82,6 +82,8 @@ void Supervisor::ensure(const ServiceSpec& spec) {
         // A reload retries a failed service at once (its config may be what was fixed).
         if (s.state == ServiceState::failed) s.tracker.reset();
         if (s.state == ServiceState::stopped || s.state == ServiceState::failed) start(s);
+        // Wanted again while a removal is still stopping it: it starts again once stopped.
+        if (s.state == ServiceState::stopping) s.restart_after_stop = true;
         return;
     }
     s.spec = spec;
@@ -253,6 +255,7 @@ void Supervisor::restart(const std::string& name) {
     if (it == services_.end()) return;
     Service& s = *it->second;
     s.tracker.reset();
+    s.remove_after_stop = false;  // a restart wins over a removal still under way
     if (s.state == ServiceState::running || s.state == ServiceState::stopping) {
         s.restart_after_stop = true;
         send_stop(s, {});

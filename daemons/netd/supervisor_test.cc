@@ -136,6 +136,29 @@ TEST_F(SupervisorTest, StopIsQuickForWellBehavedChildren) {
     EXPECT_FALSE(fs::exists(opts_.state_dir + "/sleeper.pid"));
 }
 
+// Turned off by one reload and on again by the next before it has exited: it runs again.
+TEST_F(SupervisorTest, WantedAgainWhileBeingRemovedRunsAgain) {
+    const ServiceSpec stubborn{"stubborn", {"/bin/sh", "-c", "trap '' TERM; exec /bin/sleep 30"}};
+    for (bool by_restart : {false, true}) {
+        sup().ensure(stubborn);
+        ASSERT_TRUE(run_until([&] { return st("stubborn").state == ServiceState::running; }, 2s));
+        run_until([] { return false; }, 100ms);
+        pid_t first = st("stubborn").pid;
+        sup().remove("stubborn");
+        ASSERT_EQ(st("stubborn").state, ServiceState::stopping);
+        if (by_restart)
+            sup().restart("stubborn");
+        else
+            sup().ensure(stubborn);
+        ASSERT_TRUE(run_until([&] { auto s = st("stubborn"); return s.state == ServiceState::running && s.pid != first; },
+                              3s))
+            << (by_restart ? "restart" : "ensure") << " during the removal";
+        bool gone = false;
+        sup().remove("stubborn", [&] { gone = true; });
+        ASSERT_TRUE(run_until([&] { return gone; }, 3s));
+    }
+}
+
 TEST_F(SupervisorTest, NewSupervisorAdoptsRunningChild) {
     sup().ensure(kSleeper);
     pid_t pid = st("sleeper").pid;

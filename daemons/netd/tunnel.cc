@@ -166,7 +166,8 @@ private:
         st_.detail = "updating the endpoint (" + wan_->str() + (r.myip ? "" : ", behind NAT: myip left out") + ")";
         st_.last_at = system_clock::now();
         inflight_ = d_.updates.start(r, [this](const std::string& out) { finished(out); });
-        if (d_.on_sent) d_.on_sent("update");
+        // An empty handle: the helper could not even start (finished() has said why).
+        if (inflight_ && d_.on_sent) d_.on_sent("update");
     }
 
     void finished(const std::string& output) {

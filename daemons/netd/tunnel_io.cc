@@ -84,7 +84,8 @@ public:
             auto rn = weak.lock();
             if (!rn || rn->finished) return;
             rn->child->signal(SIGKILL);
-            rn->buf = "ERROR timeout no answer within " + std::to_string(kUpdateTimeout.count()) + " s\n";
+            // An answer already read stands; the exit (reported next) ends the run.
+            if (rn->buf.empty()) rn->buf = "ERROR timeout no answer within " + std::to_string(kUpdateTimeout.count()) + " s\n";
         });
         return Registration([run] {
             if (run->finished) return;
