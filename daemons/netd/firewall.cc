@@ -1,4 +1,4 @@
-// The policy (see firewall.h and ../shared/PROTOCOLS.md "Firewall essentials"): RFC 4890 for
+// The policy (see firewall.h and CONFIG.md "Firewall"): RFC 4890 for
 // ICMPv6, OpenWrt firewall4's defaults for the rest.
 #include "firewall.h"
 

@@ -8,7 +8,7 @@ namespace netd {
 namespace {
 
 TEST(Heartbeat, PublishedWorkedExample) {
-    // ../shared/PROTOCOLS.md, from the SixXS heartbeat README.
+    // The worked example of the SixXS heartbeat README (AICCU).
     EXPECT_EQ(heartbeat_packet("2001:db8::2", "10.100.13.42", 1063665852, "hartslag"),
               "HEARTBEAT TUNNEL 2001:db8::2 10.100.13.42 1063665852 da46fdc28f568bb62d29661f73758095");
 }
