@@ -14,16 +14,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::kBaseConfig;
-
-const char* kHe = R"(
-[tunnel]
-mode = "he"
-remote = "192.0.2.1"
-local_ipv6 = "2001:db8:ff::2/64"
-tunnel_id = "123"
-username = "u"
-update_key = "k"
-)";
+using testing::kTunnelHe;
 
 const char* kHeartbeat = R"(
 [tunnel]
@@ -86,7 +77,7 @@ TEST(Daemon, UnchangedReloadMakesNoOperation) {
 
 TEST(Daemon, RemovingTheTunnelRemovesTheDeviceAddressAndRoute) {
     Fixture f;
-    f.start(std::string(kBaseConfig) + kHe);
+    f.start(std::string(kBaseConfig) + kTunnelHe);
     ASSERT_TRUE(f.ctl(bound()).ok);
     ASSERT_TRUE(f.kernel.find(kTunnelIf));
     f.write(kBaseConfig);
@@ -98,7 +89,7 @@ TEST(Daemon, RemovingTheTunnelRemovesTheDeviceAddressAndRoute) {
 
 TEST(Daemon, HeRetryAfterDeconfigWaitsForAnAddress) {
     Fixture f;
-    f.start(std::string(kBaseConfig) + kHe);
+    f.start(std::string(kBaseConfig) + kTunnelHe);
     ASSERT_TRUE(f.ctl(bound()).ok);
     ASSERT_EQ(f.updates.requests.size(), 1u);
     f.updates.answer("ERROR connect 192.0.2.1: timed out\n");
@@ -114,7 +105,7 @@ TEST(Daemon, HeRetryAfterDeconfigWaitsForAnAddress) {
 
 TEST(Daemon, HeBadauthResumesOnReloadAndIsNotUpAfterAWanChange) {
     Fixture f;
-    f.start(std::string(kBaseConfig) + kHe);
+    f.start(std::string(kBaseConfig) + kTunnelHe);
     ASSERT_TRUE(f.ctl(bound()).ok);
     f.updates.answer("HTTP 401\nbadauth\n");
     EXPECT_EQ(f.status()["tunnel"]["state"], to_string(TunnelState::refused));
@@ -132,7 +123,7 @@ TEST(Daemon, HeBadauthResumesOnReloadAndIsNotUpAfterAWanChange) {
 
 TEST(Daemon, HeBehindNatLeavesMyipOutAndShowsWhatTheBrokerSaw) {
     Fixture f;
-    f.start(std::string(kBaseConfig) + kHe);
+    f.start(std::string(kBaseConfig) + kTunnelHe);
     ASSERT_TRUE(f.ctl(bound("192.168.1.50")).ok);
     ASSERT_EQ(f.updates.requests.size(), 1u);
     EXPECT_FALSE(f.updates.requests[0].myip) << "a private address means nothing to the broker";
@@ -147,7 +138,7 @@ TEST(Daemon, HeBehindNatLeavesMyipOutAndShowsWhatTheBrokerSaw) {
 
 TEST(Daemon, HeWanChangeCancelsTheUpdateForTheOldAddress) {
     Fixture f;
-    f.start(std::string(kBaseConfig) + kHe);
+    f.start(std::string(kBaseConfig) + kTunnelHe);
     ASSERT_TRUE(f.ctl(bound()).ok);
     ASSERT_TRUE(f.ctl(bound("198.51.100.20")).ok);
     EXPECT_EQ(f.updates.cancelled, 1u);
@@ -196,7 +187,7 @@ TEST(Daemon, ALeaseWhoseRouteTheKernelRefusesLeavesNothing) {
 
 TEST(Daemon, AReloadRefusedHalfWayRollsBackWhole) {
     Fixture f;
-    f.start(std::string(kBaseConfig) + kHe);
+    f.start(std::string(kBaseConfig) + kTunnelHe);
     ASSERT_TRUE(f.ctl(bound()).ok);
     auto before_addrs = f.kernel.addrs;
     auto before_routes = f.kernel.route_set;

@@ -17,6 +17,7 @@ using testing::boot_kernel;
 using testing::config_of;
 using testing::FakeServices;
 using testing::kBaseConfig;
+using testing::kTunnelHe;
 
 DhcpLease wan_lease(const std::string& ip = "203.0.113.10") {
     DhcpLease l;
@@ -26,16 +27,6 @@ DhcpLease wan_lease(const std::string& ip = "203.0.113.10") {
     l.lease_seconds = 3600;
     return l;
 }
-
-const char* kTunnelHe = R"(
-[tunnel]
-mode = "he"
-remote = "192.0.2.1"
-local_ipv6 = "2001:db8:ff::2/64"
-tunnel_id = "123"
-username = "u"
-update_key = "k"
-)";
 
 // One router: its kernel, its services, a run directory; converges on configs as given.
 struct Router {

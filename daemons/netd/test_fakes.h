@@ -169,4 +169,14 @@ ipv6_prefixes = ["2001:db8:7::/64"]
 mac = "52:54:00:12:34:01"
 )";
 
+inline const char* kTunnelHe = R"(
+[tunnel]
+mode = "he"
+remote = "192.0.2.1"
+local_ipv6 = "2001:db8:ff::2/64"
+tunnel_id = "123"
+username = "u"
+update_key = "k"
+)";
+
 }  // namespace netd::testing
