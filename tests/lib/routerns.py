@@ -323,7 +323,7 @@ try:
         s = socket.socket(fam, socket.SOCK_DGRAM); s.settimeout(timeout)
         s.sendto(b"ping", (host, port)); print(s.recv(200).decode().strip())
 except Exception as e:
-    print("FAILED", type(e).__name__); sys.exit(1)
+    print("FAILED", type(e).__name__, e); sys.exit(1)
 """
 
 
