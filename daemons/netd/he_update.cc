@@ -28,11 +28,28 @@ int fail(const char* kind, const std::string& msg) {
     return 3;
 }
 
-std::string ssl_error() {
-    unsigned long e = ERR_get_error();
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    return buf;
+// What failed, in words. OpenSSL's error queue is empty when the peer simply went away or the
+// socket timed out: ERR_error_string then says only "error:00000000:lib(0)::reason(0)".
+// `saved_errno` is errno taken at once after the failing call.
+std::string ssl_error(SSL* ssl = nullptr, int ret = 0, int saved_errno = 0) {
+    if (unsigned long e = ERR_get_error(); e != 0) {
+        char buf[256];
+        ERR_error_string_n(e, buf, sizeof(buf));
+        return buf;
+    }
+    switch (ssl ? SSL_get_error(ssl, ret) : SSL_ERROR_SSL) {
+        case SSL_ERROR_ZERO_RETURN:
+            return "the server closed the TLS connection";
+        case SSL_ERROR_WANT_READ:
+        case SSL_ERROR_WANT_WRITE:
+            return "timed out waiting for the server (10 s)";
+        case SSL_ERROR_SYSCALL:
+            if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK) return "timed out waiting for the server (10 s)";
+            if (saved_errno != 0) return std::strerror(saved_errno);
+            return "the server closed the connection (unexpected end of file)";
+        default:
+            return "TLS failure without a reason from OpenSSL";
+    }
 }
 
 int connect_timeout(const addrinfo* ai, int timeout_ms) {
@@ -98,9 +115,10 @@ int he_update_main() {
     SSL_set_fd(ssl, fd);
     SSL_set_tlsext_host_name(ssl, host.c_str());
     SSL_set1_host(ssl, host.c_str());  // the certificate must name the host
-    if (SSL_connect(ssl) != 1) {
+    if (int rc = SSL_connect(ssl); rc != 1) {
+        int saved = errno;
         long v = SSL_get_verify_result(ssl);
-        return fail("tls", host + ": " + (v != X509_V_OK ? X509_verify_cert_error_string(v) : ssl_error()));
+        return fail("tls", host + ": " + (v != X509_V_OK ? X509_verify_cert_error_string(v) : ssl_error(ssl, rc, saved)));
     }
 
     std::string cred = user + ":" + key;
@@ -110,11 +128,18 @@ int he_update_main() {
     b64.resize(static_cast<size_t>(n));
     std::string req = "GET " + path + "?hostname=" + id + (myip.empty() ? "" : "&myip=" + myip) + " HTTP/1.1\r\nHost: " + host +
                       "\r\nAuthorization: Basic " + b64 + "\r\nUser-Agent: netd (v6router)\r\nConnection: close\r\n\r\n";
-    if (SSL_write(ssl, req.data(), static_cast<int>(req.size())) <= 0) return fail("tls", "write: " + ssl_error());
+    if (int rc = SSL_write(ssl, req.data(), static_cast<int>(req.size())); rc <= 0) {
+        int saved = errno;
+        return fail("tls", "write: " + ssl_error(ssl, rc, saved));
+    }
     std::string resp;
     char buf[4096];
     int r;
     while (resp.size() < 65536 && (r = SSL_read(ssl, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(r));
+    if (r < 0 && resp.empty()) {
+        int saved = errno;
+        return fail("tls", "read: " + ssl_error(ssl, r, saved));
+    }
     SSL_free(ssl);
     SSL_CTX_free(ctx);
     close(fd);
