@@ -51,6 +51,26 @@ struct IcmpName {
     const char* name;
 };
 
+// A packet rate for the limit statements.
+struct Rate {
+    uint64_t packets;
+    bool per_minute;  // else per second
+    uint32_t burst;
+
+    std::string text() const {
+        return std::to_string(packets) + (per_minute ? "/minute" : "/second") + " burst " + std::to_string(burst) +
+               " packets";
+    }
+    Expr expr(bool over) const {
+        Expr e = mk(Expr::Kind::limit);
+        e.rate = packets;
+        e.unit = per_minute ? 60 : 1;
+        e.burst = burst;
+        e.invert = over;
+        return e;
+    }
+};
+
 // Builds one rule's text and expressions together, adding the protocol dependencies exactly as
 // nft does for the same text (meta nfproto in inet tables, meta l4proto before transport
 // header fields), once per rule.
@@ -116,8 +136,8 @@ public:
         payload_cmp(NFT_PAYLOAD_NETWORK_HEADER, 9, u8(p));
         return *this;
     }
-    RuleBuilder& in_set(bool ipv6, bool source, const std::string& set, uint32_t set_id) {
-        word(std::string(ipv6 ? "ip6 " : "ip ") + (source ? "saddr" : "daddr") + " @" + set);
+    RuleBuilder& in_set(bool ipv6, bool source, const std::string& set, uint32_t set_id, bool invert = false) {
+        word(std::string(ipv6 ? "ip6 " : "ip ") + (source ? "saddr" : "daddr") + (invert ? " != @" : " @") + set);
         if (fam_ == Family::inet) nfproto(ipv6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
         if (ipv6)
             payload_load(NFT_PAYLOAD_NETWORK_HEADER, source ? 8 : 24, 16);
@@ -126,6 +146,7 @@ public:
         Expr e = mk(Expr::Kind::lookup);
         e.set = set;
         e.set_id = set_id;
+        e.invert = invert;
         exprs_.push_back(e);
         return *this;
     }
@@ -145,13 +166,62 @@ public:
         payload_cmp(NFT_PAYLOAD_TRANSPORT_HEADER, 0, d);
         return *this;
     }
-    RuleBuilder& limit_per_minute(uint64_t rate, uint32_t burst) {
-        word("limit rate " + std::to_string(rate) + "/minute burst " + std::to_string(burst) + " packets");
-        Expr e = mk(Expr::Kind::limit);
-        e.rate = rate;
-        e.unit = 60;
-        e.burst = burst;
+    // "limit rate [over] N/second|minute burst B packets": one token bucket for every packet
+    // that reaches the rule.
+    RuleBuilder& limit(const Rate& r, bool over = false) {
+        word("limit rate " + std::string(over ? "over " : "") + r.text());
+        exprs_.push_back(r.expr(over));
+        return *this;
+    }
+    // "update @set { KEY limit rate over ... }": one token bucket per source, KEY being the
+    // IPv4 source address or the /64 of the IPv6 source. Matches when that source is over its
+    // rate (or the set is full).
+    RuleBuilder& source_over(bool ipv6, const std::string& set, uint32_t set_id, const Rate& r) {
+        if (fam_ == Family::inet) nfproto(ipv6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+        if (ipv6) {
+            payload_load(NFT_PAYLOAD_NETWORK_HEADER, 8, 16);
+            bitwise(std::vector<uint8_t>{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0});
+        } else {
+            payload_load(NFT_PAYLOAD_NETWORK_HEADER, 12, 4);
+        }
+        word("update @" + set + " { " + (ipv6 ? "ip6 saddr & ffff:ffff:ffff:ffff::" : "ip saddr") +
+             " limit rate over " + r.text() + " }");
+        Expr e = r.expr(true);
+        e.kind = Expr::Kind::dynset;
+        e.set = set;
+        e.set_id = set_id;
         exprs_.push_back(e);
+        return *this;
+    }
+    RuleBuilder& tcp_syn() {
+        word("tcp flags & (fin | syn | rst | ack) == syn");
+        l4proto(IPPROTO_TCP);
+        payload_load(NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1);
+        bitwise(u8(0x17));
+        cmp(NFT_CMP_EQ, u8(0x02));
+        return *this;
+    }
+    // RFC 5095: a type 0 routing header (source routing) is never processed or forwarded.
+    RuleBuilder& rt_type0() {
+        word("rt type 0");
+        nfproto(NFPROTO_IPV6);
+        Expr e = mk(Expr::Kind::exthdr6, IPPROTO_ROUTING);
+        e.offset = 2;
+        e.len = 1;
+        exprs_.push_back(e);
+        cmp(NFT_CMP_EQ, u8(0));
+        return *this;
+    }
+    // Reverse path: no route back to the source through the interface it came in on.
+    RuleBuilder& rpf_missing() {
+        word("fib saddr . iif oif missing");
+        exprs_.push_back(mk(Expr::Kind::fib_rpf));
+        cmp(NFT_CMP_EQ, host32(0));
+        return *this;
+    }
+    RuleBuilder& counter() {
+        word("counter");
+        exprs_.push_back(mk(Expr::Kind::counter));
         return *this;
     }
     // tcp flags & (syn | rst) == syn tcp option maxseg size set rt mtu
@@ -275,10 +345,11 @@ private:
     std::vector<AnonSet> anon_;
 };
 
-// RFC 4890 4.4 (to the router) and 4.3 (forwarded): error messages and echo.
-const std::vector<IcmpName> kIcmp6Basic = {{1, "destination-unreachable"}, {2, "packet-too-big"},
-                                           {3, "time-exceeded"},           {4, "parameter-problem"},
-                                           {128, "echo-request"},          {129, "echo-reply"}};
+// RFC 4890 4.4 (to the router) and 4.3 (forwarded): error messages and echo replies (echo
+// requests have their own per-source limit).
+const std::vector<IcmpName> kIcmp6Errors = {{1, "destination-unreachable"}, {2, "packet-too-big"},
+                                            {3, "time-exceeded"},           {4, "parameter-problem"},
+                                            {129, "echo-reply"}};
 // Neighbour discovery, accepted with hop limit 255 only (it then cannot come from off-link).
 const std::vector<IcmpName> kIcmp6Nd = {{133, "nd-router-solicit"},
                                         {134, "nd-router-advert"},
@@ -364,6 +435,8 @@ std::vector<Interval> merge_prefixes(const std::vector<std::pair<std::vector<uin
 FirewallInputs firewall_inputs(const Config& c, const std::string& lan_if, const std::string& wan_if) {
     FirewallInputs in;
     in.lan_if = lan_if;
+    in.lan4 = c.lan.ipv4;
+    in.lan6 = c.lan.ipv6_prefixes;
     in.wan_if = wan_if;
     in.ssh_enabled = c.ssh.enabled;
     in.ssh_port = c.ssh.port;
@@ -376,33 +449,135 @@ FirewallInputs firewall_inputs(const Config& c, const std::string& lan_if, const
     return in;
 }
 
+// The limits (CONFIG.md "Firewall" gives the reasons and firewall4's equivalents).
+namespace limits {
+const nft::Rate kSyn{25, false, 50};        // new TCP connections from one outside source
+const nft::Rate kSsh{10, true, 5};          // SSH connections from one outside source
+const nft::Rate kEcho{10, false, 20};       // echo requests from one outside source
+const nft::Rate kIcmp6{1000, false, 5};     // other ICMPv6 from outside (firewall4's limit)
+constexpr uint64_t kSourceTimeoutMs = 60'000;  // a source's bucket is forgotten after 1 min
+constexpr uint32_t kSources = 65536;           // at most this many sources tracked per set
+}  // namespace limits
+
 nft::Ruleset build_ruleset(const FirewallInputs& in) {
     using namespace nft;
     uint32_t set_id = 1;
     auto rb = [&](Family f = Family::inet) { return RuleBuilder(f, set_id); };
-    const uint32_t kBlock4Id = set_id++, kBlock6Id = set_id++;
 
     Table filter{Family::inet, kFilterTable, {}, {}};
-    std::vector<std::pair<std::vector<uint8_t>, unsigned>> p4, p6;
-    for (auto& p : in.fw.blocklist4) p4.push_back({be32(p.addr.host_order), p.len});
-    for (auto& p : in.fw.blocklist6) p6.push_back({{p.addr.bytes.begin(), p.addr.bytes.end()}, p.len});
-    filter.sets.push_back(make_set("blocklist4", kBlock4Id, false, p4));
-    filter.sets.push_back(make_set("blocklist6", kBlock6Id, true, p6));
+    using Prefixes = std::vector<std::pair<std::vector<uint8_t>, unsigned>>;
+    auto interval_set = [&](const std::string& name, bool ipv6, const Prefixes& p) {
+        filter.sets.push_back(make_set(name, set_id++, ipv6, p));
+        return filter.sets.back().id;
+    };
+    auto source_set = [&](const std::string& name, bool ipv6) {
+        Set s{name, set_id++, ipv6, {}, {}, true, limits::kSourceTimeoutMs, limits::kSources};
+        filter.sets.push_back(s);
+        return s.id;
+    };
+    auto v4 = [](const Ipv4Addr& a, unsigned len) { return std::make_pair(be32(a.host_order), len); };
+    auto v6 = [](const Ipv6Addr& a, unsigned len) {
+        return std::make_pair(std::vector<uint8_t>(a.bytes.begin(), a.bytes.end()), len);
+    };
 
-    // The outside: the WAN link and, when there is one, the tunnel.
-    std::vector<std::string> outside = {in.wan_if};
-    if (!in.tunnel_if.empty()) outside.push_back(in.tunnel_if);
+    Prefixes block4, block6, lan4, lan6;
+    for (auto& p : in.fw.blocklist4) block4.push_back(v4(p.addr, p.len));
+    for (auto& p : in.fw.blocklist6) block6.push_back(v6(p.addr, p.len));
+    lan4.push_back(v4(in.lan4.network(), in.lan4.len));
+    for (auto& p : in.lan6) lan6.push_back(v6(p.addr, p.len));
+    // What the router itself accepts from the LAN as a source: also 0.0.0.0 (DHCP discover),
+    // link-local and :: (neighbour discovery, duplicate address detection).
+    Prefixes lan_local4 = lan4, lan_local6 = lan6;
+    lan_local4.push_back(v4(Ipv4Addr{0}, 32));
+    lan_local6.push_back(v6(Ipv6Addr{}, 128));
+    lan_local6.push_back(v6(*Ipv6Addr::parse("fe80::"), 10));
+
+    const uint32_t block4_id = interval_set("blocklist4", false, block4);
+    const uint32_t block6_id = interval_set("blocklist6", true, block6);
+    const uint32_t lan4_id = interval_set("lan4", false, lan4);
+    const uint32_t lan6_id = interval_set("lan6", true, lan6);
+    const uint32_t lan_local4_id = interval_set("lan_local4", false, lan_local4);
+    const uint32_t lan_local6_id = interval_set("lan_local6", true, lan_local6);
+    // RFC 6092 REC-5/REC-6: unique local (fc00::/7) and the deprecated site-local (fec0::/10)
+    // addresses do not cross the border.
+    const uint32_t scoped6_id = interval_set(
+        "scoped6", true, {v6(*Ipv6Addr::parse("fc00::"), 7), v6(*Ipv6Addr::parse("fec0::"), 10)});
+    const uint32_t syn4_id = source_set("syn4", false), syn6_id = source_set("syn6", true);
+    const uint32_t ssh4_id = source_set("ssh4", false), ssh6_id = source_set("ssh6", true);
+    const uint32_t echo4_id = source_set("echo4", false), echo6_id = source_set("echo6", true);
+
+    // The outside: the WAN link and, when there is one, the tunnel (IPv6 only).
+    struct Outside {
+        std::string name;
+        bool ipv4;
+    };
+    std::vector<Outside> outside = {{in.wan_if, true}};
+    if (!in.tunnel_if.empty()) outside.push_back({in.tunnel_if, false});
+
+    // The rules both chains start with: blocklists, RH0, then source validation (RFC 7084
+    // S-1..S-4, BCP 38) before conntrack, so a spoofed packet never matches an existing flow.
+    auto common_head = [&](std::vector<Rule>& r, bool input) {
+        r.push_back(rb().in_set(false, true, "blocklist4", block4_id).counter().drop());
+        if (!input) r.push_back(rb().in_set(false, false, "blocklist4", block4_id).counter().drop());
+        r.push_back(rb().in_set(true, true, "blocklist6", block6_id).counter().drop());
+        if (!input) r.push_back(rb().in_set(true, false, "blocklist6", block6_id).counter().drop());
+        r.push_back(rb().rt_type0().counter().drop());
+        // From the LAN: only sources of the LAN (for the router itself, also the link-local
+        // ones neighbour discovery and DHCP need).
+        r.push_back(rb().iifname(in.lan_if)
+                        .in_set(false, true, input ? "lan_local4" : "lan4", input ? lan_local4_id : lan4_id, true)
+                        .counter()
+                        .drop());
+        r.push_back(rb().iifname(in.lan_if)
+                        .in_set(true, true, input ? "lan_local6" : "lan6", input ? lan_local6_id : lan6_id, true)
+                        .counter()
+                        .drop());
+        // From outside: never a source of our own.
+        for (auto& o : outside) {
+            if (o.ipv4) r.push_back(rb().iifname(o.name).in_set(false, true, "lan4", lan4_id).counter().drop());
+            r.push_back(rb().iifname(o.name).in_set(true, true, "lan6", lan6_id).counter().drop());
+        }
+    };
 
     Chain input{"input", "filter", NF_INET_LOCAL_IN, 0, "filter", true, {}};
     auto& ir = input.rules;
     ir.push_back(rb().iifname("lo").accept());
-    ir.push_back(rb().in_set(false, true, "blocklist4", kBlock4Id).drop());
-    ir.push_back(rb().in_set(true, true, "blocklist6", kBlock6Id).drop());
+    common_head(ir, true);
+    // Reverse path for the router's own input (the LAN is checked above): a source the router
+    // would not route back out of the interface the packet came in on is spoofed.
+    for (auto& o : outside) ir.push_back(rb().iifname(o.name).rpf_missing().counter().drop());
     ir.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
-    ir.push_back(rb().ct_state(kCtInvalid, "invalid").drop());
+    ir.push_back(rb().ct_state(kCtInvalid, "invalid").counter().drop());
     // The LAN reaches every service of the router (DNS, DHCP, NTP, SSH).
     ir.push_back(rb().iifname(in.lan_if).accept());
-    ir.push_back(rb().icmp6_types(kIcmp6Basic).accept());
+
+    // Per-source limits from outside: new TCP connections, then echo requests.
+    auto syn_limits = [&](std::vector<Rule>& r) {
+        for (auto& o : outside) {
+            if (o.ipv4)
+                r.push_back(rb().iifname(o.name).tcp_syn().source_over(false, "syn4", syn4_id, limits::kSyn).counter().drop());
+            r.push_back(rb().iifname(o.name).tcp_syn().source_over(true, "syn6", syn6_id, limits::kSyn).counter().drop());
+        }
+    };
+    auto echo_limits = [&](std::vector<Rule>& r) {
+        for (auto& o : outside) {
+            if (o.ipv4)
+                r.push_back(rb().iifname(o.name)
+                                .icmp_types({{8, "echo-request"}})
+                                .source_over(false, "echo4", echo4_id, limits::kEcho)
+                                .counter()
+                                .drop());
+            r.push_back(rb().iifname(o.name)
+                            .icmp6_types({{128, "echo-request"}})
+                            .source_over(true, "echo6", echo6_id, limits::kEcho)
+                            .counter()
+                            .drop());
+        }
+    };
+    syn_limits(ir);
+    echo_limits(ir);
+    ir.push_back(rb().icmp6_types({{128, "echo-request"}}).accept());
+    ir.push_back(rb().icmp6_types(kIcmp6Errors).limit(limits::kIcmp6).accept());
     ir.push_back(rb().icmp6_types(kIcmp6Nd).ip6_hoplimit(255).accept());
     ir.push_back(rb().icmp6_types(kIcmp6Mld).ip6_addr(true, *Ipv6Addr::parse("fe80::"), 10).accept());
     // Tunnel brokers check that the endpoint answers pings.
@@ -412,9 +587,12 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
     if (in.tunnel_peer)
         ir.push_back(rb().iifname(in.wan_if).ip_saddr(*in.tunnel_peer).ip_protocol(IPPROTO_IPV6).accept());
     if (in.ssh_wan)
-        for (auto& o : outside)
-            ir.push_back(
-                rb().iifname(o).dport(Proto::tcp, in.ssh_port).ct_state(kCtNew, "new").limit_per_minute(10, 5).accept());
+        for (auto& o : outside) {
+            auto ssh = [&] { return rb().iifname(o.name).dport(Proto::tcp, in.ssh_port).ct_state(kCtNew, "new"); };
+            if (o.ipv4) ir.push_back(ssh().source_over(false, "ssh4", ssh4_id, limits::kSsh).counter().drop());
+            ir.push_back(ssh().source_over(true, "ssh6", ssh6_id, limits::kSsh).counter().drop());
+            ir.push_back(ssh().accept());
+        }
 
     // MSS clamping comes before any verdict of the forward hook, at mangle priority.
     Chain mss{"mss_clamp", "filter", NF_INET_FORWARD, -150, "mangle", false, {}};
@@ -422,14 +600,20 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
 
     Chain forward{"forward", "filter", NF_INET_FORWARD, 0, "filter", true, {}};
     auto& fr = forward.rules;
-    fr.push_back(rb().in_set(false, true, "blocklist4", kBlock4Id).drop());
-    fr.push_back(rb().in_set(false, false, "blocklist4", kBlock4Id).drop());
-    fr.push_back(rb().in_set(true, true, "blocklist6", kBlock6Id).drop());
-    fr.push_back(rb().in_set(true, false, "blocklist6", kBlock6Id).drop());
+    common_head(fr, false);
+    for (auto& o : outside) {
+        fr.push_back(rb().iifname(o.name).in_set(true, true, "scoped6", scoped6_id).counter().drop());
+        fr.push_back(rb().iifname(o.name).in_set(true, false, "scoped6", scoped6_id).counter().drop());
+        fr.push_back(rb().oifname(o.name).in_set(true, true, "scoped6", scoped6_id).counter().drop());
+        fr.push_back(rb().oifname(o.name).in_set(true, false, "scoped6", scoped6_id).counter().drop());
+    }
     fr.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
-    fr.push_back(rb().ct_state(kCtInvalid, "invalid").drop());
-    for (auto& o : outside) fr.push_back(rb().iifname(in.lan_if).oifname(o).accept());
-    fr.push_back(rb().icmp6_types(kIcmp6Basic).accept());
+    fr.push_back(rb().ct_state(kCtInvalid, "invalid").counter().drop());
+    for (auto& o : outside) fr.push_back(rb().iifname(in.lan_if).oifname(o.name).accept());
+    syn_limits(fr);
+    echo_limits(fr);
+    fr.push_back(rb().icmp6_types({{128, "echo-request"}}).accept());
+    fr.push_back(rb().icmp6_types(kIcmp6Errors).limit(limits::kIcmp6).accept());
     for (auto& o : in.fw.open6)
         fr.push_back(rb().oifname(in.lan_if).ip6_addr(false, o.host, 128).dport(o.proto, o.port).accept());
     if (!in.fw.forward4.empty())
@@ -459,8 +643,12 @@ std::string render_nft(const nft::Ruleset& r) {
     for (auto& t : r.tables) {
         o << "table " << fam(t.family) << " " << t.name << " {\n";
         for (auto& s : t.sets) {
-            o << "\tset " << s.name << " {\n\t\ttype " << (s.ipv6 ? "ipv6_addr" : "ipv4_addr")
-              << "\n\t\tflags interval\n";
+            o << "\tset " << s.name << " {\n\t\ttype " << (s.ipv6 ? "ipv6_addr" : "ipv4_addr") << "\n";
+            if (s.dynamic)
+                o << "\t\tsize " << s.size << "\n\t\tflags dynamic,timeout\n\t\ttimeout " << s.timeout_ms / 1000
+                  << "s\n";
+            else
+                o << "\t\tflags interval\n";
             if (!s.elements.empty()) {
                 o << "\t\telements = { ";
                 for (size_t i = 0; i < s.elements.size(); ++i) o << (i ? ",\n\t\t\t     " : "") << s.elements[i];

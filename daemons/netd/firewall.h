@@ -42,6 +42,10 @@ struct Expr {
         mss_write,  // exthdr write tcp option maxseg from reg
         dnat4,      // addr reg 1, port reg 2
         masq,
+        counter,
+        exthdr6,    // IPv6 extension header `key` (e.g. routing), offset, len -> reg
+        fib_rpf,    // fib saddr . iif oif present -> reg (1 byte: 0 = no route back via iif)
+        dynset,     // update @set { reg -> key, with the limit `rate/unit burst` per element }
     };
     Kind kind = Kind::meta;
     uint32_t key = 0;
@@ -50,6 +54,7 @@ struct Expr {
     std::vector<uint8_t> data, mask;
     std::string set;
     uint32_t set_id = 0;
+    bool invert = false;    // lookup: "!= @set"; limit (also a dynset's): "limit rate over"
     uint64_t rate = 0, unit = 0;
     uint32_t burst = 0;
 };
@@ -74,13 +79,18 @@ struct Interval {
     std::optional<std::vector<uint8_t>> end;
 };
 
-// A named interval set of addresses (the blocklists).
+// A named set of addresses: an interval set (the blocklists, the LAN's own prefixes), or a
+// dynamic set that rules fill per source address (the per-source limits: each element holds its
+// own token bucket and expires `timeout_ms` after its source was last seen; at most `size`).
 struct Set {
     std::string name;
     uint32_t id = 0;
     bool ipv6 = false;
     std::vector<Interval> intervals;      // sorted, disjoint, not adjacent
     std::vector<std::string> elements;    // the same, as nft text
+    bool dynamic = false;
+    uint64_t timeout_ms = 0;
+    uint32_t size = 0;
 };
 
 struct Chain {
@@ -112,6 +122,8 @@ std::vector<Interval> merge_prefixes(const std::vector<std::pair<std::vector<uin
 // What the policy depends on besides the [firewall] section.
 struct FirewallInputs {
     std::string lan_if;
+    Ipv4Cidr lan4;                          // the LAN's IPv4 subnet (the router's address in it)
+    std::vector<Ipv6Prefix> lan6;           // the LAN's IPv6 prefixes
     std::string wan_if;
     std::string tunnel_if;                  // empty: no tunnel
     std::optional<Ipv4Addr> tunnel_peer;    // protocol 41 is accepted from this address only

@@ -4,6 +4,7 @@
 // tests/netns/firewall_equivalence.sh.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -61,22 +62,121 @@ TEST(Firewall, DefaultPoliciesDropAndNoWanSshWithoutAllowWan) {
     EXPECT_EQ(text.find("dnat"), std::string::npos);
 }
 
-TEST(Firewall, RuleExpressionsMatchNftForSshOnWan) {
-    auto c = load("full.conf");
-    auto rs = build_ruleset(firewall_inputs(c, "eth1", "eth0"));
-    const nft::Rule* ssh = nullptr;
-    for (auto& r : rs.tables[0].chains[0].rules)
-        if (r.text.rfind("iifname \"eth0\" tcp dport 2222", 0) == 0) ssh = &r;
+const nft::Rule* find_rule(const nft::Ruleset& rs, const std::string& chain, const std::string& text) {
+    for (auto& c : rs.tables[0].chains)
+        if (c.name == chain)
+            for (auto& r : c.rules)
+                if (r.text == text) return &r;
+    ADD_FAILURE() << "no rule '" << text << "' in chain " << chain;
+    return nullptr;
+}
+
+std::vector<nft::Expr::Kind> kinds(const nft::Rule& r) {
+    std::vector<nft::Expr::Kind> k;
+    for (auto& e : r.exprs) k.push_back(e.kind);
+    return k;
+}
+
+using K = nft::Expr::Kind;
+
+TEST(Firewall, SshFromOutsideIsLimitedPerSource) {
+    auto rs = build_ruleset(firewall_inputs(load("full.conf"), "eth1", "eth0"));
+    // nft --debug=netlink for the same text: iifname, l4proto tcp, dport, ct state new, nfproto
+    // ipv6, ip6 saddr, & /64 mask, dynset update with a "limit rate over" of its own, counter, drop.
+    auto* ssh = find_rule(rs, "input",
+                          "iifname \"eth0\" tcp dport 2222 ct state new update @ssh6 { ip6 saddr & "
+                          "ffff:ffff:ffff:ffff:: limit rate over 10/minute burst 5 packets } counter drop");
     ASSERT_NE(ssh, nullptr);
-    // nft --debug=netlink for the same text: meta iifname, cmp, meta l4proto, cmp, payload
-    // th+2 2b, cmp, ct state, bitwise, cmp, limit, accept.
-    using K = nft::Expr::Kind;
-    std::vector<K> kinds;
-    for (auto& e : ssh->exprs) kinds.push_back(e.kind);
-    EXPECT_EQ(kinds, (std::vector<K>{K::meta, K::cmp, K::meta, K::cmp, K::payload, K::cmp, K::ct, K::bitwise, K::cmp,
-                                     K::limit, K::verdict}));
+    EXPECT_EQ(kinds(*ssh), (std::vector<K>{K::meta, K::cmp, K::meta, K::cmp, K::payload, K::cmp, K::ct, K::bitwise,
+                                           K::cmp, K::meta, K::cmp, K::payload, K::bitwise, K::dynset, K::counter,
+                                           K::verdict}));
     EXPECT_EQ(ssh->exprs[5].data, (std::vector<uint8_t>{0x08, 0xae}));  // 2222, network order
     EXPECT_EQ(ssh->exprs[1].data.size(), 16u);                           // IFNAMSIZ, zero-padded
+    auto& dyn = ssh->exprs[13];
+    EXPECT_EQ(dyn.set, "ssh6");
+    EXPECT_TRUE(dyn.invert);
+    EXPECT_EQ(dyn.rate, 10u);
+    EXPECT_EQ(dyn.unit, 60u);
+    // The /64 of the source is the key: every host of one network shares one bucket.
+    EXPECT_EQ(ssh->exprs[12].mask, (std::vector<uint8_t>{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0,
+                                                         0, 0, 0, 0}));
+    // No rule accepts SSH from outside with one bucket shared by every source any more.
+    for (auto& c : rs.tables[0].chains)
+        for (auto& r : c.rules)
+            if (r.text.find("icmpv6 type { destination-unreachable") == std::string::npos) {
+                for (auto& e : r.exprs) EXPECT_NE(e.kind, K::limit) << r.text;
+            }
+}
+
+TEST(Firewall, SourceValidationBeforeConntrack) {
+    auto in = firewall_inputs(load("full.conf"), "eth1", "eth0");
+    in.tunnel_if = "sit6in4";
+    auto rs = build_ruleset(in);
+    for (const char* chain : {"input", "forward"}) {
+        std::vector<std::string> texts;
+        for (auto& c : rs.tables[0].chains)
+            if (c.name == chain)
+                for (auto& r : c.rules) texts.push_back(r.text);
+        auto at = [&](const std::string& t) {
+            auto it = std::find(texts.begin(), texts.end(), t);
+            EXPECT_NE(it, texts.end()) << chain << ": no rule " << t;
+            return it - texts.begin();
+        };
+        auto established = at("ct state established,related accept");
+        bool input = std::string(chain) == "input";
+        EXPECT_LT(at("rt type 0 counter drop"), established);
+        EXPECT_LT(at(std::string("iifname \"eth1\" ip6 saddr != @") + (input ? "lan_local6" : "lan6") + " counter drop"),
+                  established);
+        EXPECT_LT(at(std::string("iifname \"eth1\" ip saddr != @") + (input ? "lan_local4" : "lan4") + " counter drop"),
+                  established);
+        EXPECT_LT(at("iifname \"eth0\" ip6 saddr @lan6 counter drop"), established);
+        EXPECT_LT(at("iifname \"sit6in4\" ip6 saddr @lan6 counter drop"), established);
+        EXPECT_LT(at("iifname \"eth0\" ip saddr @lan4 counter drop"), established);
+        if (input) {
+            EXPECT_LT(at("iifname \"sit6in4\" fib saddr . iif oif missing counter drop"), established);
+        } else {
+            EXPECT_LT(at("oifname \"sit6in4\" ip6 saddr @scoped6 counter drop"), established);
+            EXPECT_LT(at("iifname \"sit6in4\" ip6 daddr @scoped6 counter drop"), established);
+        }
+    }
+    auto& sets = rs.tables[0].sets;
+    auto set = [&](const std::string& n) {
+        for (auto& s : sets)
+            if (s.name == n) return s.elements;
+        ADD_FAILURE() << "no set " << n;
+        return std::vector<std::string>{};
+    };
+    EXPECT_EQ(set("lan6"), (std::vector<std::string>{"2001:db8:7::/64"}));
+    EXPECT_EQ(set("lan_local6"), (std::vector<std::string>{"::", "2001:db8:7::/64", "fe80::/10"}));
+    EXPECT_EQ(set("lan4"), (std::vector<std::string>{"192.168.7.0/24"}));
+    EXPECT_EQ(set("lan_local4"), (std::vector<std::string>{"0.0.0.0", "192.168.7.0/24"}));
+    EXPECT_EQ(set("scoped6"), (std::vector<std::string>{"fc00::/7", "fec0::/10"}));
+}
+
+TEST(Firewall, RoutingHeaderZeroAndReversePathExpressions) {
+    auto in = firewall_inputs(load("full.conf"), "eth1", "eth0");
+    auto rs = build_ruleset(in);
+    auto* rh0 = find_rule(rs, "forward", "rt type 0 counter drop");
+    ASSERT_NE(rh0, nullptr);
+    // nft: meta nfproto ipv6, exthdr load ipv6 1b @ 43 + 2, cmp eq 0, counter, drop.
+    EXPECT_EQ(kinds(*rh0), (std::vector<K>{K::meta, K::cmp, K::exthdr6, K::cmp, K::counter, K::verdict}));
+    EXPECT_EQ(rh0->exprs[2].key, 43u);
+    EXPECT_EQ(rh0->exprs[2].offset, 2u);
+    auto* rpf = find_rule(rs, "input", "iifname \"eth0\" fib saddr . iif oif missing counter drop");
+    ASSERT_NE(rpf, nullptr);
+    EXPECT_EQ(kinds(*rpf), (std::vector<K>{K::meta, K::cmp, K::fib_rpf, K::cmp, K::counter, K::verdict}));
+}
+
+TEST(Firewall, NoLanPrefixesMeansNoGlobalIpv6FromTheLan) {
+    auto c = load("full.conf");
+    c.lan.ipv6_prefixes.clear();
+    auto rs = build_ruleset(firewall_inputs(c, "eth1", "eth0"));
+    for (auto& s : rs.tables[0].sets) {
+        if (s.name == "lan6") {
+            EXPECT_TRUE(s.elements.empty());
+        }
+    }
+    EXPECT_NE(find_rule(rs, "forward", "iifname \"eth1\" ip6 saddr != @lan6 counter drop"), nullptr);
 }
 
 TEST(Firewall, MergesOverlappingAndAdjacentPrefixes) {

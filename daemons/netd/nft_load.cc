@@ -86,6 +86,16 @@ private:
     std::map<uint32_t, std::string> what_;
 };
 
+nftnl_expr* make_limit(const Expr& e) {
+    nftnl_expr* x = nftnl_expr_alloc("limit");
+    nftnl_expr_set_u64(x, NFTNL_EXPR_LIMIT_RATE, e.rate);
+    nftnl_expr_set_u64(x, NFTNL_EXPR_LIMIT_UNIT, e.unit);
+    nftnl_expr_set_u32(x, NFTNL_EXPR_LIMIT_BURST, e.burst);
+    nftnl_expr_set_u32(x, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+    nftnl_expr_set_u32(x, NFTNL_EXPR_LIMIT_FLAGS, e.invert ? NFT_LIMIT_F_INV : 0);
+    return x;
+}
+
 nftnl_expr* make_expr(const Expr& e) {
     auto mk = [](const char* name) { return nftnl_expr_alloc(name); };
     nftnl_expr* x = nullptr;
@@ -128,6 +138,7 @@ nftnl_expr* make_expr(const Expr& e) {
             nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
             nftnl_expr_set_str(x, NFTNL_EXPR_LOOKUP_SET, e.set.c_str());
             nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_SET_ID, e.set_id);
+            if (e.invert) nftnl_expr_set_u32(x, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
             break;
         case Expr::Kind::immediate:
             x = mk("immediate");
@@ -140,12 +151,32 @@ nftnl_expr* make_expr(const Expr& e) {
             nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_VERDICT, e.key);
             break;
         case Expr::Kind::limit:
-            x = mk("limit");
-            nftnl_expr_set_u64(x, NFTNL_EXPR_LIMIT_RATE, e.rate);
-            nftnl_expr_set_u64(x, NFTNL_EXPR_LIMIT_UNIT, e.unit);
-            nftnl_expr_set_u32(x, NFTNL_EXPR_LIMIT_BURST, e.burst);
-            nftnl_expr_set_u32(x, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
-            nftnl_expr_set_u32(x, NFTNL_EXPR_LIMIT_FLAGS, 0);
+            x = make_limit(e);
+            break;
+        case Expr::Kind::dynset:
+            // The per-element limit is the dynset's own expression: each source gets a bucket.
+            x = mk("dynset");
+            nftnl_expr_set_u32(x, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+            nftnl_expr_set_u32(x, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+            nftnl_expr_set_str(x, NFTNL_EXPR_DYNSET_SET_NAME, e.set.c_str());
+            nftnl_expr_set_u32(x, NFTNL_EXPR_DYNSET_SET_ID, e.set_id);
+            nftnl_expr_set(x, NFTNL_EXPR_DYNSET_EXPR, make_limit(e), 0);
+            break;
+        case Expr::Kind::counter:
+            x = mk("counter");
+            break;
+        case Expr::Kind::exthdr6:
+            x = mk("exthdr");
+            nftnl_expr_set_u32(x, NFTNL_EXPR_EXTHDR_DREG, NFT_REG_1);
+            nftnl_expr_set_u8(x, NFTNL_EXPR_EXTHDR_TYPE, static_cast<uint8_t>(e.key));
+            nftnl_expr_set_u32(x, NFTNL_EXPR_EXTHDR_OFFSET, e.offset);
+            nftnl_expr_set_u32(x, NFTNL_EXPR_EXTHDR_LEN, e.len);
+            break;
+        case Expr::Kind::fib_rpf:
+            x = mk("fib");
+            nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+            nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_OIF);
+            nftnl_expr_set_u32(x, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_SADDR | NFTA_FIB_F_IIF | NFTA_FIB_F_PRESENT);
             break;
         case Expr::Kind::rt_tcpmss:
             x = mk("rt");
@@ -247,7 +278,12 @@ void build_batch(Batch& b, const Ruleset& r) {
 
         for (auto& s : t.sets) {
             // nft's datatype ids: 7 ipv4_addr, 8 ipv6_addr.
-            auto set = new_set(t, s.name, s.id, NFT_SET_INTERVAL, s.ipv6 ? 8 : 7, s.ipv6 ? 16 : 4);
+            auto set = new_set(t, s.name, s.id, s.dynamic ? NFT_SET_EVAL | NFT_SET_TIMEOUT : NFT_SET_INTERVAL,
+                               s.ipv6 ? 8 : 7, s.ipv6 ? 16 : 4);
+            if (s.dynamic) {
+                nftnl_set_set_u64(set.get(), NFTNL_SET_TIMEOUT, s.timeout_ms);
+                nftnl_set_set_u32(set.get(), NFTNL_SET_DESC_SIZE, s.size);
+            }
             std::string what = "set " + t.name + " " + s.name;
             nlh = b.begin_message(NFT_MSG_NEWSET, fam, NLM_F_CREATE | NLM_F_EXCL, what);
             nftnl_set_nlmsg_build_payload(nlh, set.get());

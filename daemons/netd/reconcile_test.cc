@@ -122,10 +122,10 @@ TEST(Reconcile, PrefixRemovedTakesItsAddress) {
     std::string two = std::string(kBaseConfig);
     two.replace(two.find("[\"2001:db8:7::/64\"]"), 19, "[\"2001:db8:7::/64\", \"2001:db8:8::/64\"]");
     r.go(two);
-    EXPECT_EQ(r.go(kBaseConfig), (std::vector<std::string>{"addr del eth1 2001:db8:8::1/64"}));
+    EXPECT_EQ(r.go(kBaseConfig), (std::vector<std::string>{"nft load", "addr del eth1 2001:db8:8::1/64"}));
     EXPECT_EQ(r.services.ops, (std::vector<std::string>{"restart radvd", "restart sshd"}))
         << "radvd announces the prefixes, sshd listens on ::1 of each";
-    EXPECT_EQ(r.go(two), (std::vector<std::string>{"addr add eth1 2001:db8:8::1/64"}));
+    EXPECT_EQ(r.go(two), (std::vector<std::string>{"nft load", "addr add eth1 2001:db8:8::1/64"}));
 }
 
 TEST(Reconcile, LanIpv4ChangedReplacesTheAddress) {
@@ -133,7 +133,7 @@ TEST(Reconcile, LanIpv4ChangedReplacesTheAddress) {
     r.go(kBaseConfig);
     std::string b = kBaseConfig;
     b.replace(b.find("192.168.7.1/24"), 14, "192.168.8.1/24");
-    EXPECT_EQ(r.go(b), (std::vector<std::string>{"addr del eth1 192.168.7.1/24", "addr add eth1 192.168.8.1/24"}));
+    EXPECT_EQ(r.go(b), (std::vector<std::string>{"nft load", "addr del eth1 192.168.7.1/24", "addr add eth1 192.168.8.1/24"}));
 }
 
 TEST(Reconcile, TunnelRemovedTakesTheDeviceAddressAndRoute) {
@@ -276,7 +276,7 @@ TEST(Reconcile, AnAddressNetdDidNotAddStays) {
     r.kernel.addrs.insert({"eth1", IpCidr::v6(*Ipv6Addr::parse("2001:db8:ff::2"), 64)});  // an admin's, by hand
     std::string b = kBaseConfig;
     b.replace(b.find("192.168.7.1/24"), 14, "192.168.8.1/24");
-    EXPECT_EQ(r.go(b), (std::vector<std::string>{"addr del eth1 192.168.7.1/24", "addr add eth1 192.168.8.1/24"}));
+    EXPECT_EQ(r.go(b), (std::vector<std::string>{"nft load", "addr del eth1 192.168.7.1/24", "addr add eth1 192.168.8.1/24"}));
     EXPECT_TRUE(r.kernel.addrs.count({"eth1", IpCidr::v6(*Ipv6Addr::parse("2001:db8:ff::2"), 64)}));
 }
 
