@@ -539,26 +539,8 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
         }
     };
 
-    Chain input{"input", "filter", NF_INET_LOCAL_IN, 0, "filter", true, {}};
-    auto& ir = input.rules;
-    ir.push_back(rb().iifname("lo").accept());
-    common_head(ir, true);
-    // Reverse path for the router's own input (the LAN is checked above): a source the router
-    // would not route back out of the interface the packet came in on is spoofed.
-    for (auto& o : outside) ir.push_back(rb().iifname(o.name).rpf_missing().counter().drop());
-    ir.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
-    ir.push_back(rb().ct_state(kCtInvalid, "invalid").counter().drop());
-    // The LAN reaches every service of the router (DNS, DHCP, NTP, SSH).
-    ir.push_back(rb().iifname(in.lan_if).accept());
-
-    // Per-source limits from outside: new TCP connections, then echo requests.
-    auto syn_limits = [&](std::vector<Rule>& r) {
-        for (auto& o : outside) {
-            if (o.ipv4)
-                r.push_back(rb().iifname(o.name).tcp_syn().source_over(false, "syn4", syn4_id, limits::kSyn).counter().drop());
-            r.push_back(rb().iifname(o.name).tcp_syn().source_over(true, "syn6", syn6_id, limits::kSyn).counter().drop());
-        }
-    };
+    // Echo requests before conntrack: ping keeps one identifier, so after the first reply
+    // every further request of a flood is "established".
     auto echo_limits = [&](std::vector<Rule>& r) {
         for (auto& o : outside) {
             if (o.ipv4)
@@ -574,8 +556,29 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
                             .drop());
         }
     };
-    syn_limits(ir);
+
+    Chain input{"input", "filter", NF_INET_LOCAL_IN, 0, "filter", true, {}};
+    auto& ir = input.rules;
+    ir.push_back(rb().iifname("lo").accept());
+    common_head(ir, true);
+    // Reverse path for the router's own input (the LAN is checked above): a source the router
+    // would not route back out of the interface the packet came in on is spoofed.
+    for (auto& o : outside) ir.push_back(rb().iifname(o.name).rpf_missing().counter().drop());
     echo_limits(ir);
+    ir.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
+    ir.push_back(rb().ct_state(kCtInvalid, "invalid").counter().drop());
+    // The LAN reaches every service of the router (DNS, DHCP, NTP, SSH).
+    ir.push_back(rb().iifname(in.lan_if).accept());
+
+    // Per-source limits from outside: new TCP connections, then echo requests.
+    auto syn_limits = [&](std::vector<Rule>& r) {
+        for (auto& o : outside) {
+            if (o.ipv4)
+                r.push_back(rb().iifname(o.name).tcp_syn().source_over(false, "syn4", syn4_id, limits::kSyn).counter().drop());
+            r.push_back(rb().iifname(o.name).tcp_syn().source_over(true, "syn6", syn6_id, limits::kSyn).counter().drop());
+        }
+    };
+    syn_limits(ir);
     ir.push_back(rb().icmp6_types({{128, "echo-request"}}).accept());
     ir.push_back(rb().icmp6_types(kIcmp6Errors).limit(limits::kIcmp6).accept());
     ir.push_back(rb().icmp6_types(kIcmp6Nd).ip6_hoplimit(255).accept());
@@ -607,11 +610,11 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
         fr.push_back(rb().oifname(o.name).in_set(true, true, "scoped6", scoped6_id).counter().drop());
         fr.push_back(rb().oifname(o.name).in_set(true, false, "scoped6", scoped6_id).counter().drop());
     }
+    echo_limits(fr);
     fr.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
     fr.push_back(rb().ct_state(kCtInvalid, "invalid").counter().drop());
     for (auto& o : outside) fr.push_back(rb().iifname(in.lan_if).oifname(o.name).accept());
     syn_limits(fr);
-    echo_limits(fr);
     fr.push_back(rb().icmp6_types({{128, "echo-request"}}).accept());
     fr.push_back(rb().icmp6_types(kIcmp6Errors).limit(limits::kIcmp6).accept());
     for (auto& o : in.fw.open6)

@@ -125,6 +125,10 @@ TEST(Firewall, SourceValidationBeforeConntrack) {
         auto established = at("ct state established,related accept");
         bool input = std::string(chain) == "input";
         EXPECT_LT(at("rt type 0 counter drop"), established);
+        // A ping flood keeps one identifier: after the first reply it is "established".
+        EXPECT_LT(at("iifname \"eth0\" icmp type echo-request update @echo4 { ip saddr limit rate over 10/second burst "
+                     "20 packets } counter drop"),
+                  established);
         EXPECT_LT(at(std::string("iifname \"eth1\" ip6 saddr != @") + (input ? "lan_local6" : "lan6") + " counter drop"),
                   established);
         EXPECT_LT(at(std::string("iifname \"eth1\" ip saddr != @") + (input ? "lan_local4" : "lan4") + " counter drop"),
