@@ -324,7 +324,13 @@ void read_ntp(Reader& r, const toml::table& t, Config& c) {
 void read_ssh(Reader& r, const toml::table& t, Config& c) {
     r.only_keys(t, "[ssh]", {"enabled", "port", "allow_wan"});
     if (auto v = r.boolean(t, "enabled", "ssh.enabled")) c.ssh.enabled = *v;
-    if (auto v = r.integer(t, "port", "ssh.port", 1, 65535)) c.ssh.port = static_cast<uint16_t>(*v);
+    if (auto v = r.integer(t, "port", "ssh.port", 1, 65535)) {
+        c.ssh.port = static_cast<uint16_t>(*v);
+        // sshd starts after dnsmasq: on dnsmasq's port it could never bind and would end up
+        // "failed". (dnsmasq's DHCP and ntpd are UDP: no clash with sshd's TCP.)
+        if (c.ssh.port == 53)
+            r.error(r.node(t, "port"), "ssh.port: 53 is the DNS port dnsmasq listens on (TCP too); choose another");
+    }
     if (auto v = r.boolean(t, "allow_wan", "ssh.allow_wan")) c.ssh.allow_wan = *v;
 }
 
@@ -339,18 +345,43 @@ std::optional<Proto> parse_proto(const std::string& s) {
 void read_firewall(Reader& r, const toml::table& t, Config& c) {
     r.only_keys(t, "[firewall]", {"open6", "forward4", "blocklist"});
     auto& fw = c.firewall;
+    // The blocklist is checked before anything else, the LAN included: an entry that covers what
+    // the LAN itself needs would lock the LAN out of DHCP, DNS, SSH or neighbour discovery.
+    auto check4 = [&](const Ipv4Cidr& p, const std::string& s, const toml::node* n) {
+        auto lan = c.lan.ipv4.network();
+        if (p.len <= c.lan.ipv4.len && p.contains(lan))
+            r.error(n, "firewall.blocklist: " + s + " covers the LAN subnet " + lan.str() + "/" +
+                           std::to_string(c.lan.ipv4.len) + " (the LAN would lose DHCP, DNS and SSH)");
+        else if (p.contains(Ipv4Addr{0}))
+            r.error(n, "firewall.blocklist: " + s + " covers 0.0.0.0, the source of DHCP requests");
+        else
+            fw.blocklist4.push_back(p);
+    };
+    auto check6 = [&](const Ipv6Prefix& p, const std::string& s, const toml::node* n) {
+        for (auto& lan : c.lan.ipv6_prefixes)
+            if (p.len <= lan.len && p.contains(lan.addr))
+                return r.error(n, "firewall.blocklist: " + s + " covers the LAN prefix " + lan.str());
+        Ipv6Prefix link_local{*Ipv6Addr::parse("fe80::"), 10};
+        if (p.contains(link_local.addr) || link_local.contains(p.addr))
+            return r.error(n, "firewall.blocklist: " + s +
+                                  " overlaps fe80::/10: link-local addresses carry neighbour discovery");
+        if (p.contains(Ipv6Addr{}))
+            return r.error(n, "firewall.blocklist: " + s +
+                                  " covers ::, the source of duplicate address detection");
+        fw.blocklist6.push_back(p);
+    };
     r.strings(t, "blocklist", "firewall.blocklist", [&](const std::string& s, const toml::node* n) {
         if (auto p4 = Ipv4Cidr::parse(s)) {
             if (p4->addr != p4->network())
                 r.error(n, "firewall.blocklist: " + s + " has host bits set past its length");
             else
-                fw.blocklist4.push_back(*p4);
+                check4(*p4, s, n);
         } else if (auto p6 = Ipv6Prefix::parse(s)) {
-            fw.blocklist6.push_back(*p6);
+            check6(*p6, s, n);
         } else if (auto a4 = Ipv4Addr::parse(s)) {
-            fw.blocklist4.push_back({*a4, 32});
+            check4({*a4, 32}, s, n);
         } else if (auto a6 = Ipv6Addr::parse(s)) {
-            fw.blocklist6.push_back({*a6, 128});
+            check6({*a6, 128}, s, n);
         } else {
             r.error(n, "firewall.blocklist: '" + s + "' is not an IPv4 or IPv6 address or prefix");
         }

@@ -125,6 +125,41 @@ TEST(Config, DhcpHostNamesDnsmasqWouldMisread) {
     EXPECT_TRUE(ok.config);
 }
 
+TEST(Config, CheckRefusesWhatWouldFailAtRunTime) {
+    auto r = parse_config_text(R"([lan]
+device = "eth1"
+ipv4 = "192.168.7.1/24"
+ipv6_prefixes = ["2001:db8:7::/64"]
+[wan]
+device = "eth0"
+[ssh]
+port = 53
+[firewall]
+blocklist = ["0.0.0.0/0", "192.168.0.0/16", "0.0.0.0/8", "2001:db8::/32",
+             "fe80::1", "fe00::/7", "::/0", "::/8", "192.168.7.99", "2001:db8:7::99", "2001:db8:8::/48"]
+)",
+                               "t.conf");
+    ASSERT_FALSE(r.config);
+    std::string all;
+    for (auto& e : r.errors) all += e.str() + "\n";
+    EXPECT_NE(all.find("t.conf:8:8: ssh.port: 53 is the DNS port dnsmasq listens on"), std::string::npos) << all;
+    EXPECT_NE(all.find("t.conf:10:14: firewall.blocklist: 0.0.0.0/0 covers the LAN subnet 192.168.7.0/24"),
+              std::string::npos) << all;
+    EXPECT_NE(all.find("t.conf:10:27: firewall.blocklist: 192.168.0.0/16 covers the LAN subnet"), std::string::npos)
+        << all;
+    EXPECT_NE(all.find("t.conf:10:45: firewall.blocklist: 0.0.0.0/8 covers 0.0.0.0, the source of DHCP requests"),
+              std::string::npos) << all;
+    EXPECT_NE(all.find("t.conf:10:58: firewall.blocklist: 2001:db8::/32 covers the LAN prefix 2001:db8:7::/64"),
+              std::string::npos) << all;
+    EXPECT_NE(all.find("t.conf:11:14: firewall.blocklist: fe80::1 overlaps fe80::/10"), std::string::npos) << all;
+    EXPECT_NE(all.find("t.conf:11:25: firewall.blocklist: fe00::/7 overlaps fe80::/10"), std::string::npos) << all;
+    EXPECT_NE(all.find("t.conf:11:37: firewall.blocklist: ::/0 covers the LAN prefix"), std::string::npos) << all;
+    EXPECT_NE(all.find("t.conf:11:45: firewall.blocklist: ::/8 covers ::, the source of duplicate address detection"),
+              std::string::npos) << all;
+    // One LAN host, or a prefix beside the LAN's, may be blocked.
+    EXPECT_EQ(r.errors.size(), 9u) << all;
+}
+
 TEST(Config, BadTableHeaderIsAnErrorNotACrash) {
     // "[#" tripped an assert inside toml++ 3.3.0 (found by tests/fuzz/fuzz_config).
     auto r = parse_config_text("[lan]\n[#\n", "h.conf");

@@ -55,6 +55,14 @@ struct Ipv6Prefix {
     std::string str() const;
     // The address with the given interface identifier in the low 64 bits (len must be <= 64).
     Ipv6Addr with_host(uint64_t iid) const;
+    // Whether the first len bits of a are those of addr.
+    bool contains(const Ipv6Addr& a) const {
+        for (unsigned bit = 0; bit < len && bit < 128; ++bit) {
+            uint8_t m = static_cast<uint8_t>(0x80 >> (bit % 8));
+            if ((a.bytes[bit / 8] & m) != (addr.bytes[bit / 8] & m)) return false;
+        }
+        return true;
+    }
     auto operator<=>(const Ipv6Prefix&) const = default;
 };
 
