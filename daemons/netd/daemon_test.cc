@@ -142,8 +142,76 @@ TEST(Daemon, HeWanChangeCancelsTheUpdateForTheOldAddress) {
     ASSERT_TRUE(f.ctl(bound()).ok);
     ASSERT_TRUE(f.ctl(bound("198.51.100.20")).ok);
     EXPECT_EQ(f.updates.cancelled, 1u);
+    // The second update of a burst waits its gap (5 s after the first).
+    EXPECT_EQ(f.status()["tunnel"]["state"], to_string(TunnelState::held_back));
+    f.sched.advance(5s);
     ASSERT_EQ(f.updates.requests.size(), 2u);
     EXPECT_EQ(f.updates.requests[1].myip->str(), "198.51.100.20");
+}
+
+// A cancelled update may have reached the broker: when the WAN address goes back to the one
+// the broker acknowledged before, it is told again.
+TEST(Daemon, HeAfterACancelledUpdateTheBrokerIsToldAgain) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kTunnelHe);
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    f.updates.answer("HTTP 200\ngood 198.51.100.10\n");
+    f.sched.advance(10s);
+    ASSERT_TRUE(f.ctl(bound("198.51.100.20")).ok);  // an update for .20 leaves...
+    ASSERT_EQ(f.updates.requests.size(), 2u);
+    ASSERT_TRUE(f.ctl(bound("198.51.100.10")).ok);  // ...and is cancelled unanswered
+    f.sched.advance(60s);
+    ASSERT_EQ(f.updates.requests.size(), 3u);
+    EXPECT_EQ(f.updates.requests[2].myip->str(), "198.51.100.10");
+}
+
+// A flapping WAN (two addresses, ten changes in 30 s) must not look like abuse to the broker:
+// a handful of updates, spaced out, the last one for the address the router ends with; a
+// change after a quiet spell goes out at once again.
+TEST(Daemon, HeFlappingWanDrawsFewUpdatesAndEndsOnTheFinalAddress) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kTunnelHe);
+    for (int i = 0; i < 10; ++i) {
+        ASSERT_TRUE(f.ctl(bound(i % 2 ? "198.51.100.20" : "198.51.100.10")).ok);
+        for (int step = 0; step < 30; ++step) {  // 3 s, answering each update 100 ms after it left
+            size_t n = f.updates.requests.size();
+            f.sched.advance(100ms);
+            if (f.updates.pending && f.updates.requests.size() == n)
+                f.updates.answer("HTTP 200\ngood " + f.updates.requests.back().myip->str() + "\n");
+        }
+    }
+    f.sched.advance(120s);
+    if (f.updates.pending) f.updates.answer("HTTP 200\ngood " + f.updates.requests.back().myip->str() + "\n");
+    size_t n = f.updates.requests.size();
+    std::string all;
+    for (auto& r : f.updates.requests) all += r.myip->str() + " ";
+    EXPECT_LE(n, 5u) << "ten WAN changes in 30 s: " << all;
+    EXPECT_EQ(f.updates.requests.back().myip->str(), "198.51.100.20") << "the final address; sent: " << all;
+    EXPECT_EQ(f.status()["tunnel"]["state"], to_string(TunnelState::up));
+    EXPECT_EQ(f.status()["tunnel"]["sent"], n);
+    // Quiet for 5 minutes: the next change is told at once.
+    f.sched.advance(300s);
+    ASSERT_TRUE(f.ctl(bound("198.51.100.30")).ok);
+    EXPECT_EQ(f.updates.requests.size(), n + 1);
+}
+
+TEST(Daemon, HeartbeatsOfAFlappingWanAreSpacedOut) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kHeartbeat);
+    ASSERT_TRUE(f.ctl({"ntp-event", "stratum", "stratum=2"}).ok);
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    size_t base = f.datagrams.sent.size();
+    for (int i = 1; i <= 10; ++i) {
+        ASSERT_TRUE(f.ctl(bound(i % 2 ? "198.51.100.20" : "198.51.100.10")).ok);
+        f.sched.advance(3s);
+    }
+    f.sched.advance(61s);
+    size_t beats = f.datagrams.sent.size() - base;
+    // Over 91 s: the regular beats (interval 60 s) and a few spaced out for the changes; one per
+    // change would be 10 more.
+    EXPECT_LE(beats, 6u);
+    ASSERT_FALSE(f.datagrams.sent.empty());
+    EXPECT_NE(f.datagrams.sent.back().find(" 198.51.100.10 "), std::string::npos) << f.datagrams.sent.back();
 }
 
 TEST(Daemon, HeartbeatsResumeWhenTheSameAddressComesBackAfterAnInterval) {

@@ -63,6 +63,12 @@ std::chrono::seconds update_retry_delay(unsigned failures) {
     return std::chrono::seconds{std::min(s, 1800L)};
 }
 
+std::chrono::seconds burst_gap(unsigned previous) {
+    long s = 5;
+    for (unsigned i = 1; i < previous && s < 60; ++i) s *= 2;
+    return std::chrono::seconds{std::min(s, 60L)};
+}
+
 const char* to_string(TunnelState s) {
     switch (s) {
         case TunnelState::not_configured: return "not-configured";
@@ -72,6 +78,7 @@ const char* to_string(TunnelState s) {
         case TunnelState::up: return "up";
         case TunnelState::refused: return "refused";
         case TunnelState::retrying: return "retrying";
+        case TunnelState::held_back: return "held-back";
     }
     return "?";
 }
@@ -79,6 +86,34 @@ const char* to_string(TunnelState s) {
 namespace {
 
 using std::chrono::system_clock;
+
+// Spaces out the messages of a burst (see burst_gap): after each one a gate stays closed for
+// the burst's next gap; `reopened` runs when it opens again.
+class BurstGate {
+public:
+    BurstGate(Scheduler& sched, std::function<void()> reopened) : sched_(sched), reopened_(std::move(reopened)) {}
+
+    bool open() const { return !gate_; }
+    void sent() {
+        ++in_burst_;
+        gate_ = sched_.after(burst_gap(in_burst_), [this] {
+            gate_.reset();
+            reopened_();
+        });
+        quiet_ = sched_.after(kBurstQuiet, [this] { in_burst_ = 0; });
+    }
+    void reset() {
+        gate_.reset();
+        quiet_.reset();
+        in_burst_ = 0;
+    }
+
+private:
+    Scheduler& sched_;
+    std::function<void()> reopened_;
+    Registration gate_, quiet_;
+    unsigned in_burst_ = 0;
+};
 
 class StaticHandler final : public TunnelHandler {
 public:
@@ -97,16 +132,20 @@ private:
 };
 
 // he: at most one update in flight; a WAN change cancels one for an address the router no
-// longer holds; "up" only when the broker acknowledged the router's current address.
+// longer holds; updates of a burst of WAN changes are spaced out (BurstGate), and the last one
+// carries the address the router holds then; "up" only when the broker acknowledged the
+// router's current address.
 class HeHandler final : public TunnelHandler {
 public:
-    HeHandler(const TunnelConfig& c, TunnelDeps d) : cfg_(c), d_(std::move(d)) {}
+    HeHandler(const TunnelConfig& c, TunnelDeps d) : cfg_(c), d_(std::move(d)), gate_(d_.sched, [this] { kick(); }) {}
 
     void wan_changed(std::optional<Ipv4Addr> wan) override {
         if (wan == wan_) return;
         wan_ = wan;
         if (inflight_ && inflight_for_ != wan_) {
             inflight_.reset();
+            // The cancelled request may have reached the broker: what it holds is unknown now.
+            acked_.reset();
             syslog(LOG_INFO, "tunnel: update for %s cancelled: the WAN address changed", inflight_for_.str().c_str());
         }
         // A new address is worth telling at once, whatever failed for the previous one.
@@ -116,28 +155,33 @@ public:
     }
 
     void reload() override {
-        // A reload (credentials fixed on the broker's side) resumes after badauth.
+        // A reload (credentials fixed on the broker's side) resumes after badauth, at once: the
+        // administrator asked.
         if (refused_) syslog(LOG_NOTICE, "tunnel: reload: endpoint updates resume");
         refused_ = false;
         if (!acked_ || acked_ != wan_) {
             failures_ = 0;
             retry_.reset();
+            gate_.reset();
             kick();
         }
     }
 
     void retry_now() override {
+        // The administrator asks: no spacing either.
         refused_ = false;
         failures_ = 0;
         acked_.reset();
         retry_.reset();
         inflight_.reset();
+        gate_.reset();
         kick();
     }
 
     TunnelStatus status() const override {
         TunnelStatus s = st_;
         s.mode = TunnelMode::he;
+        s.updates_sent = sent_;
         s.failures = failures_;
         s.broker_address = broker_address_;
         if (!wan_)
@@ -148,6 +192,8 @@ public:
             s.state = TunnelState::refused;
         else if (acked_ && *acked_ == *wan_)
             s.state = TunnelState::up;
+        else if (!retry_ && !gate_.open())
+            s.state = TunnelState::held_back;
         else
             s.state = TunnelState::retrying;
         if (!retry_) s.next_at = {};
@@ -158,6 +204,11 @@ private:
     void kick() {
         if (!wan_ || refused_ || inflight_ || retry_) return;
         if (acked_ && *acked_ == *wan_) return;
+        if (!gate_.open()) {
+            st_.detail = "the WAN address changes often: the update for " + wan_->str() +
+                         " waits its turn (at most 60 s)";
+            return;
+        }
         HeRequest r{cfg_.update_url, cfg_.username, cfg_.update_key, cfg_.tunnel_id, cfg_.ca_file, std::nullopt};
         // Behind a NAT the WAN address means nothing to the broker: leave myip out and let it
         // take the address the request comes from (as OpenWrt's 6in4 does).
@@ -167,7 +218,11 @@ private:
         st_.last_at = system_clock::now();
         inflight_ = d_.updates.start(r, [this](const std::string& out) { finished(out); });
         // An empty handle: the helper could not even start (finished() has said why).
-        if (inflight_ && d_.on_sent) d_.on_sent("update");
+        if (inflight_) {
+            ++sent_;
+            gate_.sent();
+            if (d_.on_sent) d_.on_sent("update");
+        }
     }
 
     void finished(const std::string& output) {
@@ -177,8 +232,10 @@ private:
         std::string first = output.substr(0, output.find('\n'));
         std::string body = output.find('\n') == std::string::npos ? "" : output.substr(output.find('\n') + 1);
         while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
-        for (char& c : body)
-            if (c < 0x20 || c > 0x7e) c = '?';
+        // Both lines reach the status (whose JSON refuses bytes that are not UTF-8) and the log.
+        for (std::string* line : {&first, &body})
+            for (char& c : *line)
+                if (c < 0x20 || c > 0x7e) c = '?';
         HeOutcome o = HeOutcome::failed;
         std::string what;
         if (std::sscanf(first.c_str(), "HTTP %d", &status) == 1) {
@@ -247,21 +304,35 @@ private:
     Registration inflight_, retry_;
     bool refused_ = false;
     unsigned failures_ = 0;
+    uint64_t sent_ = 0;
     std::string broker_address_;
     TunnelStatus st_;
+    BurstGate gate_;
 };
 
 // heartbeat: the beat is rescheduled every interval whatever happens, so it never stops for
 // good; without a WAN address or a synchronised clock a beat is skipped, not the schedule.
 class HeartbeatHandler final : public TunnelHandler {
 public:
-    HeartbeatHandler(const TunnelConfig& c, TunnelDeps d) : cfg_(c), d_(std::move(d)) {}
+    HeartbeatHandler(const TunnelConfig& c, TunnelDeps d)
+        : cfg_(c), d_(std::move(d)), gate_(d_.sched, [this] {
+              // A beat held back by the gate, for the address the router holds now.
+              if (wan_ && wan_ != beat_for_) {
+                  beat();
+                  gate_.sent();
+              }
+          }) {}
 
     void wan_changed(std::optional<Ipv4Addr> wan) override {
         if (wan == wan_) return;
         wan_ = wan;
         if (wan_) {
-            beat();  // at once for a new or returning address
+            // At once for a new or returning address, spaced out when the WAN flaps (the
+            // regular schedule goes on regardless).
+            if (gate_.open()) {
+                beat();
+                gate_.sent();
+            }
         } else {
             syslog(LOG_NOTICE, "tunnel: no WAN address: heartbeats wait for one");
         }
@@ -287,6 +358,7 @@ public:
         TunnelStatus s = st_;
         s.mode = TunnelMode::heartbeat;
         s.failures = failures_;
+        s.updates_sent = sent_;
         if (!wan_)
             s.state = TunnelState::waiting_wan;
         else if (!clock_)
@@ -314,6 +386,8 @@ private:
         st_.last_at = system_clock::now();
         if (err.empty()) {
             failures_ = 0;
+            ++sent_;
+            beat_for_ = wan_;
             st_.last = "heartbeat sent";
             if (d_.on_sent) d_.on_sent("heartbeat");
         } else {
@@ -325,11 +399,13 @@ private:
 
     TunnelConfig cfg_;
     TunnelDeps d_;
-    std::optional<Ipv4Addr> wan_;
+    std::optional<Ipv4Addr> wan_, beat_for_;
     bool clock_ = false;
     unsigned failures_ = 0;
+    uint64_t sent_ = 0;
     Registration timer_;
     TunnelStatus st_;
+    BurstGate gate_;
 };
 
 std::string clock_text(system_clock::time_point t) {
@@ -383,6 +459,7 @@ nlohmann::json tunnel_status_json(const TunnelStatus& s, const TunnelConfig& c, 
             {"last_at", clock_text(s.last_at)},
             {"next_at", clock_text(s.next_at)},
             {"failures", s.failures},
+            {"sent", s.updates_sent},
             {"broker_address", s.broker_address}};
 }
 

@@ -39,6 +39,12 @@ const char* to_string(HeOutcome o);
 // Classifies the update server's answer (HTTP status and body).
 HeOutcome parse_he_reply(int http_status, std::string_view body);
 
+// A flapping WAN must not look like abuse to the broker. The first update (or out-of-schedule
+// heartbeat) after a quiet spell goes at once; each further one waits until a gap after the
+// previous one: 5 s, doubling up to 60 s; 5 minutes without one starts over.
+std::chrono::seconds burst_gap(unsigned previous_in_burst);
+inline constexpr std::chrono::seconds kBurstQuiet{300};
+
 // Retry schedule after failed updates: 15 s doubling to 30 min; `abuse` waits 2 h.
 std::chrono::seconds update_retry_delay(unsigned consecutive_failures);
 inline constexpr std::chrono::seconds kAbuseDelay{7200};
@@ -57,6 +63,7 @@ enum class TunnelState {
     up,               // the broker holds the router's current address (he), or beats go out
     refused,          // he: badauth; not retried until a reload or tunnel-update
     retrying,         // a failure; the next try is scheduled
+    held_back,        // he: the WAN address changes often; the next update waits its turn
 };
 // Stable words for status and scripts: "up", "retrying", "refused", ...
 const char* to_string(TunnelState s);
@@ -68,6 +75,7 @@ struct TunnelStatus {
     std::string last;                         // last update or heartbeat and its result
     std::chrono::system_clock::time_point last_at{}, next_at{};
     unsigned failures = 0;
+    uint64_t updates_sent = 0;                // updates started (he) or heartbeats sent, since start
     std::string broker_address;               // he: the address the broker reported (good/nochg)
 };
 
