@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -56,7 +57,14 @@ ControlServer::~ControlServer() { unlink(path_.c_str()); }
 void ControlServer::accept_one() {
     while (true) {
         UniqueFd c(accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-        if (!c) return;
+        if (!c) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting(std::strerror(errno));
+            return;
+        }
+        if (backoff_.count() != 0) {
+            backoff_ = {};
+            syslog(LOG_NOTICE, "control: accepting connections again");
+        }
         ucred cred{};
         socklen_t len = sizeof(cred);
         bool allowed = getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == allowed_uid_;
@@ -71,6 +79,27 @@ void ControlServer::accept_one() {
     }
 }
 
+void ControlServer::pause_accepting(const std::string& why) {
+    if (backoff_.count() == 0) {
+        // Once per episode: the retries below would otherwise fill the log.
+        syslog(LOG_ERR, "control: cannot accept connections: %s; retrying every 0.1 s to 1 s", why.c_str());
+        backoff_ = std::chrono::milliseconds(100);
+    } else {
+        backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
+    }
+    watch_.reset();
+    resume_ = loop_.after(backoff_, [this] { resume_accepting(); });
+}
+
+void ControlServer::resume_accepting() {
+    auto w = loop_.watch_fd(fd_.get(), EPOLLIN, [this](uint32_t) { accept_one(); });
+    if (!w) {
+        pause_accepting(w.error().str());
+        return;
+    }
+    watch_ = std::move(*w);
+}
+
 void ControlServer::drop(uint64_t id) {
     auto it = std::find_if(clients_.begin(), clients_.end(), [id](const Client& c) { return c.id == id; });
     if (it == clients_.end()) return;
@@ -82,28 +111,41 @@ void ControlServer::serve(uint64_t id) {
     if (it == clients_.end()) return;
     int fd = it->fd.get();
     std::string buf(kMaxMessage, '\0');
-    ssize_t n = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n > 0 && !it->allowed) {
         // Closing with the request unread would reset the connection before the client
         // reads this; it has been read now.
         const char refused[] = "1\npermission denied: netctl needs root\n";
         send(fd, refused, sizeof(refused) - 1, MSG_NOSIGNAL);
+    } else if (n > 0 && (msg.msg_flags & MSG_TRUNC)) {
+        // The rest of the datagram is gone: what arrived is not the request that was sent, and
+        // executing its first 64 KiB could mean something else entirely.
+        syslog(LOG_WARNING, "control: refused a request longer than %zu bytes", kMaxMessage);
+        std::string out = "1\nrequest refused: longer than the limit of " + std::to_string(kMaxMessage) + " bytes\n";
+        send(fd, out.data(), out.size(), MSG_NOSIGNAL);
     } else if (n > 0) {
-        std::vector<std::string> args;
-        std::string_view rest(buf.data(), static_cast<size_t>(n));
-        while (!rest.empty()) {
-            auto z = rest.find('\0');
-            args.emplace_back(rest.substr(0, z));
-            if (z == std::string_view::npos) break;
-            rest.remove_prefix(z + 1);
-        }
-        ControlReply r = handler_(args);
+        ControlReply r = handler_(split_request(std::string_view(buf.data(), static_cast<size_t>(n))));
         std::string out = (r.ok ? "0\n" : "1\n") + r.text;
         if (out.size() > kMaxMessage) out.resize(kMaxMessage);
         send(fd, out.data(), out.size(), MSG_NOSIGNAL);
     }
     drop(id);
+}
+
+std::vector<std::string> split_request(std::string_view request) {
+    // Every NUL separates, also a last one: ["restart", ""] stays two arguments.
+    std::vector<std::string> args;
+    while (true) {
+        auto z = request.find('\0');
+        args.emplace_back(request.substr(0, z));
+        if (z == std::string_view::npos) return args;
+        request.remove_prefix(z + 1);
+    }
 }
 
 Result<ControlReply> control_request(const std::string& path, const std::vector<std::string>& args) {

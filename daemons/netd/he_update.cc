@@ -1,13 +1,17 @@
 // `netd --he-update`: the Hurricane Electric endpoint update, in a short-lived helper process
 // (DNS and TLS can block for seconds; netd's loop must not). OpenSSL verifies the server's
 // certificate against the configured CA file and its host name. Input on stdin, one per line:
-// update URL, username, update key, tunnel id, my IPv4 address, CA file.
+// update URL, username, update key, tunnel id, my IPv4 address, CA file. Once it has read them
+// and loaded the CA file, it drops root (see drop_privileges) before it talks to anyone.
+#include <grp.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,6 +78,33 @@ int connect_timeout(const addrinfo* ai, int timeout_ms) {
     return fd;
 }
 
+// What is left after the request and the CA file are read (DNS, TLS and HTTP with a server on
+// the internet) needs no privilege: the helper goes on as nobody, without supplementary
+// groups, with empty capability sets (bounding included) and no way to gain any through exec.
+// Not root (a test): there is nothing to drop but the future execs.
+std::string drop_privileges() {
+    if (geteuid() == 0) {
+        const passwd* pw = getpwnam("nobody");
+        if (!pw) return "no user nobody";
+        uid_t uid = pw->pw_uid;
+        gid_t gid = pw->pw_gid;
+        if (setgroups(0, nullptr) != 0) return std::string("setgroups: ") + std::strerror(errno);
+        if (setresgid(gid, gid, gid) != 0) return std::string("setresgid: ") + std::strerror(errno);
+        for (int cap = 0; cap < 64; ++cap) {
+            if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
+            if (errno == EINVAL) break;  // past the kernel's last capability
+            return std::string("PR_CAPBSET_DROP: ") + std::strerror(errno);
+        }
+        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        // Leaving uid 0 for good (real, effective and saved) empties the permitted and
+        // effective sets.
+        if (setresuid(uid, uid, uid) != 0) return std::string("setresuid: ") + std::strerror(errno);
+        if (setuid(0) == 0) return "still able to become root again";
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return std::string("PR_SET_NO_NEW_PRIVS: ") + std::strerror(errno);
+    return {};
+}
+
 }  // namespace
 
 int he_update_main() {
@@ -91,6 +122,14 @@ int he_update_main() {
         port = hostport.substr(c + 1);
     }
 
+    // The CA file may be readable by root only (mkdata writes /data/etc 0600): loaded first.
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1)
+        return fail("tls", "cannot load CA file " + ca + ": " + ssl_error());
+    if (auto why = drop_privileges(); !why.empty()) return fail("internal", "cannot drop privileges: " + why);
+
     addrinfo hints{};
     hints.ai_family = AF_INET;  // the update must come from the IPv4 endpoint
     hints.ai_socktype = SOCK_STREAM;
@@ -106,11 +145,6 @@ int he_update_main() {
     freeaddrinfo(res);
     if (fd < 0) return fail("connect", host + ":" + port + ": " + cerr);
 
-    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1)
-        return fail("tls", "cannot load CA file " + ca + ": " + ssl_error());
     SSL* ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     SSL_set_tlsext_host_name(ssl, host.c_str());

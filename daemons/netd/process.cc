@@ -4,10 +4,12 @@
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <fstream>
 #include <sstream>
@@ -23,7 +25,21 @@ struct ChildPlan {
     std::vector<char*> envp;
     int in, out;
     bool new_session;
+    std::optional<uint64_t> capabilities;
 };
+
+// Cuts the bounding set to `keep` (execve then gives a uid-0 process exactly these) and sets
+// no_new_privs. Only prctl: async-signal-safe.
+bool restrict_capabilities(uint64_t keep) {
+    for (int cap = 0; cap < 64; ++cap) {
+        if (keep & (uint64_t{1} << cap)) continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+            if (errno == EINVAL) break;  // past the kernel's last capability
+            return false;
+        }
+    }
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0;
+}
 
 [[noreturn]] void run_child(const ChildPlan& p) {
     sigset_t none;
@@ -35,6 +51,7 @@ struct ChildPlan {
     if (p.new_session) setsid();
     if (dup2(p.in, 0) < 0 || dup2(p.out, 1) < 0 || dup2(p.out, 2) < 0) _exit(126);
     close_range(3, ~0U, 0);
+    if (p.capabilities && !restrict_capabilities(*p.capabilities)) _exit(126);
     execve(p.argv[0], p.argv.data(), p.envp.data());
     _exit(127);
 }
@@ -56,6 +73,7 @@ Result<Spawned> spawn(const SpawnOptions& opts) {
     plan.in = opts.stdin_fd >= 0 ? opts.stdin_fd : devnull.get();
     plan.out = opts.stdout_fd >= 0 ? opts.stdout_fd : devnull.get();
     plan.new_session = opts.new_session;
+    plan.capabilities = opts.capabilities;
 
     int pidfd = -1;
     clone_args args{};

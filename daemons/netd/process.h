@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct SpawnOptions {
     int stdin_fd = -1;                  // -1: /dev/null
     int stdout_fd = -1;                 // -1: /dev/null; also used for stderr
     bool new_session = true;            // detach from netd's session and terminal
+    // Set: the child keeps only these capabilities (a mask of 1 << CAP_...): its bounding set
+    // is cut to them and no_new_privs set before exec, so, still uid 0, it runs with exactly
+    // these. Unset: netd's own (all), for a program that drops privileges itself.
+    std::optional<uint64_t> capabilities;
 };
 
 // Starts the child with an empty signal mask, default dispositions and only fds 0-2 open.

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace netd {
 
@@ -51,6 +52,34 @@ namespace {
 std::string real_path(const std::string& p) {
     char buf[PATH_MAX];
     return realpath(p.c_str(), buf) ? std::string(buf) : p;
+}
+
+// A record as write_record() leaves it; nullopt when it is not one.
+struct Record {
+    pid_t pid = -1;
+    uint64_t start_time = 0;
+    ServiceSpec spec;
+};
+
+std::optional<Record> read_record(const std::string& path, const std::string& name) {
+    std::ifstream in(path);
+    std::string first, line;
+    if (!std::getline(in, first)) return std::nullopt;
+    Record r;
+    r.spec.name = name;
+    std::istringstream head(first);
+    if (!(head >> r.pid >> r.start_time)) return std::nullopt;
+    if (std::string caps; head >> caps) {
+        if (caps.rfind("caps=", 0) != 0) return std::nullopt;
+        try {
+            r.spec.capabilities = std::stoull(caps.substr(5), nullptr, 16);
+        } catch (...) {
+            return std::nullopt;
+        }
+    }
+    while (std::getline(in, line)) r.spec.argv.push_back(line);
+    if (r.spec.argv.empty()) return std::nullopt;
+    return r;
 }
 
 }  // namespace
@@ -104,6 +133,7 @@ void Supervisor::start(Service& s) {
             lo.argv.push_back(s.spec.name);
             lo.env = opts_.env;
             lo.stdin_fd = log_read.get();
+            lo.capabilities = 0;  // it only reads a pipe and writes to /dev/log
             // Not supervised, but reaped: it ends when the child closes its output.
             auto key = std::make_shared<Child*>(nullptr);
             auto logger = Child::spawn(loop_, lo, [this, key](const std::string&) { loggers_.erase(*key); });
@@ -118,6 +148,7 @@ void Supervisor::start(Service& s) {
     }
     SpawnOptions so;
     so.argv = s.spec.argv;
+    so.capabilities = s.spec.capabilities;
     so.env = opts_.env;
     so.stdout_fd = log_write ? log_write.get() : -1;
     std::string name = s.spec.name;
@@ -140,16 +171,11 @@ void Supervisor::start(Service& s) {
 }
 
 bool Supervisor::try_adopt(Service& s) {
-    std::ifstream in(opts_.state_dir + "/" + s.spec.name + ".pid");
-    pid_t pid = -1;
-    uint64_t start_time = 0;
-    if (!(in >> pid >> start_time)) return false;
-    std::vector<std::string> argv;
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) argv.push_back(line);
-    if (argv.empty()) return false;
-    auto pidfd = adopt(pid, ProcessIdentity{real_path(argv[0]), start_time}, real_path("/proc/self/exe"));
+    auto rec = read_record(opts_.state_dir + "/" + s.spec.name + ".pid", s.spec.name);
+    if (!rec) return false;
+    pid_t pid = rec->pid;
+    uint64_t start_time = rec->start_time;
+    auto pidfd = adopt(pid, ProcessIdentity{real_path(rec->spec.argv[0]), start_time}, real_path("/proc/self/exe"));
     if (!pidfd) {
         syslog(LOG_INFO, "%s: not adopting recorded pid %d: %s", s.spec.name.c_str(), pid, pidfd.error().str().c_str());
         remove_record(s.spec.name);
@@ -167,7 +193,7 @@ bool Supervisor::try_adopt(Service& s) {
     s.started = loop_.now();
     syslog(LOG_INFO, "%s: adopted running pid %d", s.spec.name.c_str(), pid);
     set_state(s, ServiceState::running);
-    if (argv != s.spec.argv) {
+    if (rec->spec != s.spec) {
         syslog(LOG_INFO, "%s: adopted instance has another command line, restarting", s.spec.name.c_str());
         restart(s.spec.name);
     }
@@ -300,7 +326,9 @@ void Supervisor::write_record(const Service& s) {
     std::string path = opts_.state_dir + "/" + s.spec.name + ".pid";
     {
         std::ofstream out(path + ".tmp", std::ios::trunc);
-        out << (s.child ? s.child->pid() : -1) << ' ' << s.start_time << '\n';
+        out << (s.child ? s.child->pid() : -1) << ' ' << s.start_time;
+        if (s.spec.capabilities) out << " caps=" << std::hex << *s.spec.capabilities << std::dec;
+        out << '\n';
         for (auto& a : s.spec.argv) out << a << '\n';
         if (!out) {
             syslog(LOG_WARNING, "%s: cannot write %s.tmp", s.spec.name.c_str(), path.c_str());
@@ -343,12 +371,9 @@ void Supervisor::adopt_recorded() {
         if (e.path().extension() != ".pid") continue;
         std::string name = e.path().stem().string();
         if (services_.count(name)) continue;
-        std::ifstream in(e.path());
-        std::string line;
-        std::getline(in, line);
-        std::vector<std::string> argv;
-        while (std::getline(in, line)) argv.push_back(line);
-        auto s = std::make_unique<Service>(ServiceSpec{name, argv}, opts_.policy);
+        auto rec = read_record(e.path().string(), name);
+        if (!rec) continue;
+        auto s = std::make_unique<Service>(rec->spec, opts_.policy);
         Service& ref = *s;
         services_.emplace(name, std::move(s));
         if (!try_adopt(ref)) services_.erase(name);

@@ -2,8 +2,9 @@
 // foreground through pidfds, restarted with backoff, marked failed in a crash loop, stopped
 // with SIGTERM then SIGKILL, and re-adopted after netd itself restarts instead of duplicated.
 //
-// Each running child has a record <state_dir>/<name>.pid ("pid start_time argv...") so a new
-// netd can find it; the record is trusted only through the identity checks of adopt().
+// Each running child has a record <state_dir>/<name>.pid (a line "pid start_time", with
+// " caps=HEX" for a spec that restricts capabilities, then argv one per line) so a new netd
+// can find it; the record is trusted only through the identity checks of adopt().
 #pragma once
 
 #include <chrono>
@@ -25,6 +26,8 @@ class Child;
 struct ServiceSpec {
     std::string name;               // [a-z0-9-]+, also the syslog tag of its output
     std::vector<std::string> argv;  // argv[0] absolute; the child must stay in the foreground
+    // For a child that cannot drop root itself: it keeps only these (SpawnOptions::capabilities).
+    std::optional<uint64_t> capabilities = std::nullopt;
     bool operator==(const ServiceSpec&) const = default;
 };
 

@@ -231,5 +231,49 @@ TEST_F(SupervisorTest, ChildGetsCleanEnvironmentAndNoExtraFds) {
     EXPECT_EQ(content().find("HOME="), std::string::npos);
 }
 
+// A spec with capabilities: the child's bounding set is cut to them and no_new_privs is set
+// (as root it then holds exactly them); its log forwarder holds none.
+constexpr uint64_t kTimeAndPort = (1ull << 25) | (1ull << 10);  // CAP_SYS_TIME, CAP_NET_BIND_SERVICE
+
+TEST_F(SupervisorTest, CapabilitiesReachTheChild) {
+    opts_.log_command = {"/bin/sh", "-c", "grep CapBnd /proc/self/status > " + dir_ + "/\"$0\".logger; exec cat > " +
+                                              dir_ + "/\"$0\".log"};
+    sup().ensure({"capped",
+                  {"/bin/sh", "-c", "grep -E '^(CapPrm|CapEff|CapBnd|NoNewPrivs)' /proc/self/status; exec /bin/sleep 30"},
+                  kTimeAndPort});
+    auto content = [&](const std::string& f) {
+        std::ifstream in(dir_ + "/" + f);
+        return std::string((std::istreambuf_iterator<char>(in)), {});
+    };
+    ASSERT_TRUE(run_until([&] { return content("capped.log").find("NoNewPrivs") != std::string::npos; }, 3s));
+    auto log = content("capped.log");
+    EXPECT_NE(log.find("CapBnd:\t0000000002000400\n"), std::string::npos) << log;
+    EXPECT_NE(log.find("NoNewPrivs:\t1\n"), std::string::npos) << log;
+    if (geteuid() == 0) {
+        EXPECT_NE(log.find("CapEff:\t0000000002000400\n"), std::string::npos) << log;
+    }
+    EXPECT_EQ(content("capped.logger"), "CapBnd:\t0000000000000000\n");
+}
+
+// The record keeps the capabilities: a new supervisor adopts the child instead of restarting
+// it for a spec that would otherwise look changed.
+TEST_F(SupervisorTest, CapabilitiesSurviveAdoption) {
+    const ServiceSpec capped{"capped", {"/bin/sleep", "30"}, kTimeAndPort};
+    sup().ensure(capped);
+    pid_t pid = st("capped").pid;
+    sup_->abandon_all();
+    sup_.reset();
+    int starts = 0;
+    sup().on_change = [&](const ServiceStatus& s) {
+        if (s.state == ServiceState::running && !s.adopted) ++starts;
+    };
+    sup().adopt_recorded();
+    EXPECT_EQ(sup().spec_of("capped"), capped);
+    sup().ensure(capped);
+    EXPECT_EQ(st("capped").pid, pid);
+    EXPECT_TRUE(st("capped").adopted);
+    EXPECT_EQ(starts, 0);
+}
+
 }  // namespace
 }  // namespace netd

@@ -56,6 +56,11 @@ expect_fail "mkdata: private key instead of public is refused" "not an OpenSSH p
     "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/k" -o "$work/d.img"
 expect_fail "mkdata: invalid hostname" "--hostname 'a;reboot' is not a valid host name" \
     "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/k.pub" --hostname 'a;reboot' -o "$work/d.img"
+expect_fail "mkdata: a plain password is not a console password hash" "--console-password-hash: not a" \
+    "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/k.pub" --console-password-hash secret -o "$work/d.img"
+expect_fail "mkdata: an MD5 crypt hash is refused" "--console-password-hash: not a" \
+    "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/k.pub" \
+    --console-password-hash "$(openssl passwd -1 -salt abcdefgh secret)" -o "$work/d.img"
 [ ! -e "$work/d.img" ] && { echo "PASS: no data disk left behind by failed runs"; pass=$((pass + 1)); } \
     || { echo "FAIL: a failed run left $work/d.img"; fail=$((fail + 1)); }
 
@@ -67,6 +72,63 @@ if "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/k
     echo "PASS: mkdata writes a labelled disk with the config and the key"; pass=$((pass + 1))
 else
     echo "FAIL: mkdata good case"; fail=$((fail + 1))
+fi
+# The he tunnel's CA file must be on the disk or in the image (rootfs.manifest).
+he_cfg() {  # ca_file line (may be empty)
+    cat "$cfg"
+    printf '[tunnel]\nmode = "he"\nremote = "192.0.2.1"\nlocal_ipv6 = "2001:db8:ff::2/64"\n'
+    printf 'tunnel_id = "1"\nusername = "u"\nupdate_key = "k"\n%s\n' "$1"
+}
+he_cfg 'ca_file = "/data/etc/broker-ca.pem"' > "$work/he1.conf"
+expect_fail "mkdata: a ca_file on /data that no --file puts there is named with file:line" \
+    "he1.conf:[0-9]+: tunnel.ca_file /data/etc/broker-ca.pem is not on this disk: add --file SRC:broker-ca.pem" \
+    "$top/image/mkdata" --netd "$netd" --config "$work/he1.conf" --authorized-keys "$work/k.pub" -o "$work/d.img"
+he_cfg 'ca_file = "/etc/ssl/no-such-ca.pem"' > "$work/he2.conf"
+expect_fail "mkdata: a ca_file the image does not have is named with file:line" \
+    "he2.conf:[0-9]+: tunnel.ca_file /etc/ssl/no-such-ca.pem is not in the image" \
+    "$top/image/mkdata" --netd "$netd" --config "$work/he2.conf" --authorized-keys "$work/k.pub" \
+    --rootfs-manifest "$out/rootfs.manifest" -o "$work/d.img"
+he_cfg '' > "$work/he3.conf"
+if "$top/image/mkdata" --netd "$netd" --config "$work/he1.conf" --authorized-keys "$work/k.pub" \
+       --file "$work/k.pub:broker-ca.pem" -o "$work/d.img" >/dev/null 2>&1 &&
+   "$top/image/mkdata" --netd "$netd" --config "$work/he3.conf" --authorized-keys "$work/k.pub" \
+       --rootfs-manifest "$out/rootfs.manifest" -o "$work/d.img" >/dev/null 2>&1; then
+    echo "PASS: mkdata: a ca_file put on the disk, and the image's own CA bundle, are accepted"; pass=$((pass + 1))
+else
+    echo "FAIL: mkdata: a ca_file on the disk or in the image was refused"; fail=$((fail + 1))
+fi
+
+# The credentials on the disk are root's alone, whoever ran mkdata (here: nobody, when we are
+# root): /etc and /ssh 0700, every file in them 0600, uid and gid 0.
+hash=$(openssl passwd -6 -salt abcdefgh secret)
+cp "$cfg" "$work/cfg.conf"
+cp "$work/k.pub" "$work/ca.pem"
+chmod 0755 "$work"
+chmod 0644 "$work/cfg.conf" "$work/k.pub" "$work/ca.pem"
+mk=("$top/image/mkdata" --netd "$netd" --config "$work/cfg.conf" --authorized-keys "$work/k.pub" --file "$work/ca.pem:ca.pem"
+    --console-password-hash "$hash" -o "$work/owned/d.img")
+mkdir -p "$work/owned"
+if [ "$(id -u)" = 0 ]; then
+    chown nobody "$work/owned"
+    run=(setpriv --reuid=nobody --regid=nogroup --clear-groups env TMPDIR="$work/owned" "${mk[@]}")
+else
+    run=("${mk[@]}")
+fi
+modes=
+if "${run[@]}" >/dev/null; then
+    for f in /etc /etc/router.conf /etc/hostname /etc/ca.pem /etc/console-password-hash /ssh /ssh/authorized_keys; do
+        modes+=$(debugfs -R "stat $f" "$work/owned/d.img" 2>/dev/null |
+                 sed -nE 's/.*Mode: +([0-7]+).*/\1/p; s/^User: +([0-9]+) +Group: +([0-9]+).*/ \1:\2/p' | tr -d '\n')" $f;"
+    done
+fi
+want="0700 0:0 /etc;0600 0:0 /etc/router.conf;0600 0:0 /etc/hostname;0600 0:0 /etc/ca.pem;"
+want+="0600 0:0 /etc/console-password-hash;0700 0:0 /ssh;0600 0:0 /ssh/authorized_keys;"
+if [ "$modes" = "$want" ] &&
+   [ "$(debugfs -R "cat /etc/console-password-hash" "$work/owned/d.img" 2>/dev/null)" = "$hash" ]; then
+    echo "PASS: mkdata: credentials root's alone (0700/0600, uid 0) whoever ran it; the console hash stored"
+    pass=$((pass + 1))
+else
+    echo "FAIL: mkdata modes and owners: got '$modes'"; fail=$((fail + 1))
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

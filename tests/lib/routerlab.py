@@ -167,11 +167,16 @@ class RouterVM:
                     raise BootError(f"QEMU exited (status {self.proc.poll()}) while waiting for /{pattern}/")
                 self.cond.wait(min(left, 1.0))
 
-    def login(self, timeout=120):
+    def login(self, timeout=120, password=None):
+        """Log in as root on the console; `password` when the data disk set one
+        (mkdata --console-password-hash)."""
         # Console messages (netd's ready line) may come after the prompt: ask for a fresh one.
         self.send("\n")
         self.expect(r"login: ", timeout)
         self.send("root\n")
+        if password is not None:
+            self.expect(r"Password: ", 30)
+            self.send(password + "\n")
         self.expect(r"root@[^ ]*# ", 30)
         # No echo and no kernel chatter on the console: command output stays parseable.
         self.run("stty -echo; dmesg -n 1; PS1=", timeout=30)

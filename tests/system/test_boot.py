@@ -4,7 +4,11 @@
   boot 1 (disk A, first boot): our kernel, read-only root, read-write /data, rcS ran, syslog
           works, SSH host keys made on /data; then poweroff unmounts /data cleanly.
   boot 2 (disk A again): no journal recovery needed, the same host keys.
-  boot 3 (disk B): different host keys from disk A.
+  boot 3 (disk B, with a tunnel's credentials, a CA file and a console password): different
+          host keys from disk A; every file under /data and /run that holds a credential is
+          0600 and root's; login on the console asks for the password.
+  boot 1 also prints the privileges of netd's children (/proc/PID/status) and checks those
+  netd restricts, and that the console says which login policy is in force.
 
 usage: test_boot.py OUTDIR NETD   (OUTDIR holds bzImage, rootfs.squashfs, kernel.config)
 Prints figures (guest uptime at init and at ready) and ends with 'N passed, N failed'.
@@ -34,31 +38,62 @@ def config_lines(text):
     return sorted(l for l in text.splitlines() if l.startswith("CONFIG_"))
 
 
-def make_disk(work, name, netd, pub):
+# Disk B's secrets: a tunnel's update key in router.conf and a console password. The tunnel
+# never comes up here (no WAN): only where its credentials end up is checked.
+SECRET_KEY = "boottest-update-key-5e1f"
+CONSOLE_PASSWORD = "boottest-console"
+CONSOLE_SALT = "bootsalt"
+TUNNEL = (f'\n[tunnel]\nmode = "he"\nremote = "198.18.0.1"\nlocal_ipv6 = "2001:db8:1::2/64"\n'
+          f'tunnel_id = "424242"\nusername = "alice"\nupdate_key = "{SECRET_KEY}"\n'
+          f'ca_file = "/data/etc/broker-ca.pem"\n')
+
+
+def make_disk(work, name, netd, pub, config=None, extra=()):
     img = os.path.join(work, name)
     subprocess.run([os.path.join(top, "image/mkdata"), "--netd", netd, "--config",
-                    os.path.join(top, "image/example/router.conf"), "--authorized-keys", pub,
-                    "--hostname", "router", "-o", img], check=True, capture_output=True)
+                    config or os.path.join(top, "image/example/router.conf"), "--authorized-keys", pub,
+                    "--hostname", "router", "-o", img, *extra], check=True, capture_output=True)
     return img
 
 
-def boot(out, disk, log):
+def make_secret_disk(work, netd, pub):
+    conf = os.path.join(work, "secret.conf")
+    with open(os.path.join(top, "image/example/router.conf")) as f, open(conf, "w") as out:
+        out.write(f.read() + TUNNEL)
+    ca = os.path.join(work, "ca.pem")
+    with open(ca, "w") as f:
+        f.write("not a secret, but stored as the other files in /data/etc\n")
+    hashed = subprocess.run(["openssl", "passwd", "-6", "-salt", CONSOLE_SALT, CONSOLE_PASSWORD], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    return make_disk(work, "b.img", netd, pub, conf,
+                     ["--file", f"{ca}:broker-ca.pem", "--console-password-hash", hashed])
+
+
+def boot(out, disk, log, password=None):
     vm = rl.RouterVM(out, disk, log_path=log)
     vm.start()
     try:
-        return wait_ready(vm, disk)
+        return wait_ready(vm, disk, password)
     except rl.BootError:
         print("---- console (last lines) ----\n" + vm.console_tail(40))
         vm.kill()
         raise
 
 
-def wait_ready(vm, disk):
+def wait_ready(vm, disk, password=None):
     m = vm.expect(r"rcS: init started at uptime ([\d.]+) s", 120)
     init_at = float(m.group(1))
     m = vm.expect(r"netd: router ready at uptime ([\d.]+) s", 120)
     ready_at = float(m.group(1))
-    vm.login()
+    if password is not None:
+        # A wrong password first: it must not get in.
+        vm.send("\n")
+        vm.expect(r"login: ", 120)
+        vm.send("root\n")
+        vm.expect(r"Password: ", 30)
+        vm.send("not-the-password\n")
+        vm.expect(r"Login incorrect", 30)
+    vm.login(password=password)
     wall = time.monotonic() - vm.started_at
     print(f"figures: {os.path.basename(disk)}: guest uptime at init {init_at:.2f} s, "
           f"at ready {ready_at:.2f} s; login prompt after {wall:.1f} s wall clock (TCG)", flush=True)
@@ -68,6 +103,100 @@ def wait_ready(vm, disk):
 def host_key(vm):
     rc, out = vm.run("cat /data/ssh/ssh_host_ed25519_key.pub")
     return out.split()[1] if rc == 0 and len(out.split()) >= 2 else None
+
+
+# /proc/PID/status of every process (and the last word of its command line: a log
+# forwarder's service), then netd's and its services' PIDs from their records.
+PRIVS_CMD = (
+    "for d in /proc/[0-9]*; do s=$(awk -v p=${d#/proc/} "
+    "'$1 ~ /^(Name|PPid|CapPrm|CapEff|CapBnd|NoNewPrivs):$/ { v[$1] = $2 } "
+    "$1 ~ /^(Uid|Gid):$/ { v[$1] = $2 \"/\" $3 } "
+    "END { print p, v[\"Name:\"], v[\"PPid:\"], v[\"Uid:\"], v[\"Gid:\"], "
+    "v[\"CapEff:\"], v[\"CapPrm:\"], v[\"CapBnd:\"], v[\"NoNewPrivs:\"] }' $d/status 2>/dev/null) && "
+    "echo \"$s $(tr '\\000' '\\n' < $d/cmdline 2>/dev/null | tail -n 1)\"; done; "
+    "echo @@; for f in /run/netd/services/*.pid; do n=${f##*/}; echo ${n%.pid} $(head -n1 $f | cut -d' ' -f1); done; "
+    "echo netd $(pidof netd)")
+TIME_AND_PORT = "0000000002000400"  # CAP_SYS_TIME, CAP_NET_BIND_SERVICE
+RAW_AND_PORT = "0000000000002400"   # CAP_NET_RAW, CAP_NET_BIND_SERVICE
+NONE = "0" * 16
+
+
+def privileges(vm):
+    """{role: row} for netd and the processes under it; prints the table. Roles: the service
+    names, 'logger <service>' (its output forwarder), '<service> child' (a process the service
+    started itself, such as radvd's privileged helper)."""
+    rc, out = vm.run(PRIVS_CMD, timeout=60)
+    procs_txt, _, names_txt = out.partition("@@")
+    keys = ["pid", "name", "ppid", "uid", "gid", "eff", "prm", "bnd", "nnp", "last"]
+    procs = {}
+    for line in procs_txt.splitlines():
+        f = line.split()
+        if len(f) >= 9:
+            procs[f[0]] = dict(zip(keys, f))
+    service = {}
+    for line in names_txt.splitlines():
+        f = line.split()
+        if len(f) == 2:
+            service[f[1]] = f[0]
+    netd = next((p for p, n in service.items() if n == "netd"), None)
+    rows = {}
+    for p, r in procs.items():
+        if p == netd:
+            rows["netd"] = r
+        elif r["ppid"] == netd:
+            rows[service.get(p) or f"{r['name']} {r.get('last', '?')}"] = r
+        elif r["ppid"] in service and procs.get(r["ppid"], {}).get("ppid") == netd:
+            rows[service[r["ppid"]] + " child"] = r
+    print(f"{'process':<15} {'pid':>4} {'name':<8} {'Uid r/e':<9} {'Gid r/e':<11} {'CapEff':<16} "
+          f"{'CapPrm':<16} {'CapBnd':<16} NoNewPrivs")
+    for role in sorted(rows):
+        r = rows[role]
+        print(f"{role:<15} {r['pid']:>4} {r['name']:<8} {r['uid']:<9} {r['gid']:<11} {r['eff']:<16} "
+              f"{r['prm']:<16} {r['bnd']:<16} {r['nnp']}")
+    return rows
+
+
+def check_privileges(rows):
+    def has(role, **want):
+        r = rows.get(role)
+        return r is not None and all(r[k] == v for k, v in want.items()), str(r)
+    ok, d = has("ntpd", uid="0/0", eff=TIME_AND_PORT, prm=TIME_AND_PORT, bnd=TIME_AND_PORT, nnp="1")
+    check("ntpd (BusyBox, cannot drop root) holds only CAP_SYS_TIME and CAP_NET_BIND_SERVICE, no_new_privs", ok, d)
+    ok, d = has("udhcpc", uid="0/0", eff=RAW_AND_PORT, prm=RAW_AND_PORT, bnd=RAW_AND_PORT, nnp="1")
+    check("udhcpc (BusyBox, cannot drop root) holds only CAP_NET_RAW and CAP_NET_BIND_SERVICE, no_new_privs", ok, d)
+    # dnsmasq's ends at once: dnsmasq closes its output and logs to syslog itself.
+    loggers = {k: v for k, v in rows.items() if k.startswith("logger ")}
+    check("the log forwarders hold no capability and no_new_privs",
+          len(loggers) >= 4 and all(r["eff"] == r["prm"] == r["bnd"] == NONE and r["nnp"] == "1"
+                                    for r in loggers.values()), str(loggers))
+    d = rows.get("dnsmasq", {})
+    check("dnsmasq runs as user dnsmasq with at most NET_BIND_SERVICE, NET_ADMIN, NET_RAW",
+          d.get("uid") == "101/101" and int(d.get("eff", "f" * 16), 16) & ~0x3400 == 0, str(d))
+    d = rows.get("radvd", {})
+    check("radvd runs as user radvd without capabilities", d.get("uid") == "102/102" and d.get("eff") == NONE, str(d))
+
+
+# Every file under /data and /run, with mode and owner, and which of them hold a secret
+# (nothing is mounted below either; BusyBox find has no -xdev).
+CRED_CMD = (f"find /data /run | while read -r f; do stat -c '%a %U:%G %n' \"$f\"; done; echo @@; "
+            f"find /data /run -type f | while read -r f; do "
+            f"grep -q -e '{SECRET_KEY}' -e '{CONSOLE_SALT}' \"$f\" 2>/dev/null && stat -c '%a %U:%G %n' \"$f\"; done")
+
+
+def check_credentials(vm):
+    rc, out = vm.run(CRED_CMD, timeout=120)
+    listing, _, holders = out.partition("@@")
+    print("---- /data and /run (mode owner path) ----\n" + listing.strip())
+    held = {l.split()[2]: l.split()[:2] for l in holders.splitlines() if len(l.split()) == 3}
+    want = {"/data/etc/router.conf", "/data/etc/console-password-hash", "/run/netd/running.conf", "/run/shadow"}
+    check("the files holding the tunnel key or the console hash are exactly router.conf, the hash, "
+          "netd's running.conf and the shadow copy", set(held) == want, str(held))
+    check("every one of them is 0600 root:root", all(v == ["600", "root:root"] for v in held.values()), str(held))
+    modes = {l.split()[2]: l.split()[0] for l in listing.splitlines() if len(l.split()) == 3}
+    check("/data/etc and /data/ssh are 0700, everything in /data/etc and every private host key 0600",
+          modes.get("/data/etc") == modes.get("/data/ssh") == "700"
+          and all(m == "600" for p, m in modes.items()
+                  if p.startswith("/data/etc/") or (p.startswith("/data/ssh/") and not p.endswith(".pub"))), listing)
 
 
 def fsck_clean(disk):
@@ -82,7 +211,7 @@ def main():
     key = os.path.join(work, "admin")
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
     disk_a = make_disk(work, "a.img", netd, key + ".pub")
-    disk_b = make_disk(work, "b.img", netd, key + ".pub")
+    disk_b = make_secret_disk(work, netd, key + ".pub")
     vm = None
     try:
         # --- boot 1 ---
@@ -102,6 +231,10 @@ def main():
         rc, _ = vm.run("touch /etc/probe")
         check("root filesystem refuses writes", rc != 0)
         check("init ran rcS", "rcS: data disk" in vm.buf and "rcS: done" in vm.buf)
+        check("the console says root logs in without a password, and how to set one",
+              "rcS: console: root login without password (set one with mkdata --console-password-hash)" in vm.buf,
+              vm.console_tail(30))
+        check_privileges(privileges(vm))
         # netd, started by init, supervises the four daemons (the netd issue adds netctl status).
         rc, ps = vm.run("for s in dnsmasq radvd ntpd sshd; do p=$(cat /run/netd/services/$s.pid | head -1 | cut -d' ' -f1); "
                         "echo $s $p $(readlink /proc/$p/exe); done")
@@ -140,9 +273,14 @@ def main():
         vm.poweroff()
 
         # --- boot 3: another fresh disk ---
-        vm = boot(out, disk_b, os.path.join(work, "boot3.log"))
+        vm = boot(out, disk_b, os.path.join(work, "boot3.log"), password=CONSOLE_PASSWORD)
+        check("with a hash on the data disk the console says a password is required, and login asked for it",
+              "rcS: console: root login requires a password" in vm.buf and "Login incorrect" in vm.buf)
         key_b = host_key(vm)
         check("two fresh data disks get different host keys", key_a and key_b and key_a != key_b, f"{key_a} {key_b}")
+        check_credentials(vm)
+        rc, modes = vm.run("stat -c '%a %U' /etc/shadow")
+        check("/etc/shadow (the copy with the hash over the image's) is 600 root", modes.split() == ["600", "root"], modes)
         vm.poweroff()
 
         # --- boot 4: no data disk at all ---
