@@ -65,6 +65,12 @@ bool command_args_ok(const Command& c, const std::vector<std::string>& args) {
     return true;
 }
 
+const Command* command_for_request(const std::vector<std::string>& args) {
+    const Command* c = args.empty() ? nullptr : find_command(args[0]);
+    if (!c || !(command_args_ok(*c, args) || (c->internal && args.size() >= 2))) return nullptr;
+    return c;
+}
+
 std::string command_usage(const Command& c) {
     return std::string("usage: netctl ") + c.name + (*c.args ? std::string(" ") + c.args : "") + "\n\n" + c.help;
 }

@@ -21,6 +21,9 @@ std::span<const Command> commands();
 const Command* find_command(const std::string& name);
 // Whether args (name first) fit the command's shape; "status --json" is the one flag checked.
 bool command_args_ok(const Command& c, const std::vector<std::string>& args);
+// What netd makes of a control request (name first): its command, or null for an unknown name
+// or a malformed one. The hooks' commands also carry KEY=VALUE pairs after their argument.
+const Command* command_for_request(const std::vector<std::string>& args);
 std::string netctl_usage();
 std::string command_usage(const Command& c);
 

@@ -193,11 +193,17 @@ void read_dhcp(Reader& r, const toml::table& t, LanConfig& lan) {
             d.range_end = range[1].first;
         }
     } else if (d.enabled && lan.ipv4.len > 0 && lan.ipv4.len <= 30) {
-        // Default pool: the upper half of the subnet, minus the broadcast address.
-        uint32_t net = lan.ipv4.network().host_order, size = ~lan.ipv4.netmask() + 1;
-        d.range_start = {net + size / 2};
-        d.range_end = {net + size - 2};
-        if (lan.ipv4.addr >= d.range_start && lan.ipv4.addr <= d.range_end) d.range_start = {lan.ipv4.addr.host_order + 1};
+        // Default pool: the upper half of the subnet, minus the broadcast address and the
+        // router's own (which may be its last host: 192.168.1.254/24).
+        uint32_t net = lan.ipv4.network().host_order, size = ~lan.ipv4.netmask() + 1, router = lan.ipv4.addr.host_order;
+        uint32_t start = net + size / 2, end = net + size - 2;
+        if (router == end)
+            end = router - 1;
+        else if (router >= start && router < end)
+            start = router + 1;
+        if (start > end) start = net + 1;  // a /30 with the router on top: the one other host
+        d.range_start = {start};
+        d.range_end = {end};
     }
 
     const toml::node* hosts = r.node(t, "host");

@@ -242,11 +242,8 @@ bool Daemon::handles(const std::string& command) { return handlers().count(comma
 
 ControlReply Daemon::control(const std::vector<std::string>& args) {
     if (args.empty()) return {false, "empty request\n"};
-    const Command* cmd = find_command(args[0]);
     auto h = handlers().find(args[0]);
-    // dhcp-event and ntp-event (the hooks') carry KEY=VALUE pairs after the action.
-    bool shape_ok = cmd && (command_args_ok(*cmd, args) || (cmd->internal && args.size() >= 2));
-    if (!shape_ok || h == handlers().end())
+    if (!command_for_request(args) || h == handlers().end())
         return {false, "unknown or malformed request '" + args[0] + "' (see netctl --help)\n"};
     return (this->*(h->second))(args);
 }

@@ -1,11 +1,13 @@
 #include "service_configs.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
 
 namespace netd {
@@ -20,6 +22,12 @@ std::vector<std::string> merged(const std::vector<std::string>& a, const std::ve
     return out;
 }
 
+uint64_t cap_mask(std::initializer_list<int> caps) {
+    uint64_t m = 0;
+    for (int c : caps) m |= uint64_t{1} << c;
+    return m;
+}
+
 }  // namespace
 
 GeneratedService udhcpc_service(const std::string& wan_ifname, const std::string& hook) {
@@ -29,6 +37,10 @@ GeneratedService udhcpc_service(const std::string& wan_ifname, const std::string
     g.spec = {"udhcpc",
               {"/bin/busybox", "udhcpc", "-f", "-i", wan_ifname, "-s", hook, "-t", "4", "-T", "3", "-A", "10", "-O",
                "mtu", "-O", "ntpsrv", "-O", "search"}};
+    // BusyBox udhcpc cannot drop root itself. It needs a packet socket and a raw socket (for
+    // the interface's index and MAC) and port 68; its hook only calls netctl, and netd applies
+    // the lease.
+    g.spec.capabilities = cap_mask({CAP_NET_RAW, CAP_NET_BIND_SERVICE});
     return g;
 }
 
@@ -85,7 +97,11 @@ GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std
     if (!c.lan.ipv6_prefixes.empty()) {
         o << "    RDNSS " << c.lan.ipv6_prefixes.front().with_host(1).str() << " {\n    };\n";
     }
-    o << "    DNSSL " << c.lan.domain << " {\n    };\n";
+    // Fully qualified: radvd's lexer reads a bare "on", "prefix" or "123" as a keyword or a
+    // number and rejects the file; with the root's dot every domain is a name to it, and it
+    // encodes the same suffix.
+    const std::string& dom = c.lan.domain;
+    o << "    DNSSL " << dom << (dom.back() == '.' ? "" : ".") << " {\n    };\n";
     o << "};\n";
     GeneratedService g;
     g.config_path = run_dir + "/radvd.conf";
@@ -99,6 +115,9 @@ GeneratedService ntpd_service(const Config& c, const RuntimeFacts& f) {
     GeneratedService g;
     // -S: ntpd reports clock synchronisation to netd (the tunnel heartbeat waits for it).
     g.spec = {"ntpd", {"/usr/sbin/ntpd", "-n", "-S", "/etc/netd/ntpd-hook"}};
+    // BusyBox ntpd has no option to drop root (its -S hook must reach netd's root-only control
+    // socket anyway): it keeps only setting the clock and port 123 for -l.
+    g.spec.capabilities = cap_mask({CAP_SYS_TIME, CAP_NET_BIND_SERVICE});
     if (c.ntp.serve_lan) g.spec.argv.push_back("-l");
     for (auto& s : merged(c.ntp.servers, f.wan_ntp)) {
         g.spec.argv.push_back("-p");

@@ -3,6 +3,7 @@
 #include "service_configs.h"
 
 #include <gtest/gtest.h>
+#include <linux/capability.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -71,6 +72,18 @@ TEST_F(ServiceConfigs, Ntpd) {
                                                      "192.0.2.123", "-p", "198.51.100.123"}));
     cfg.ntp.serve_lan = false;
     EXPECT_EQ(ntpd_service(cfg, facts).spec.argv[4], "-p");
+}
+
+// The two BusyBox daemons cannot drop root themselves: netd starts them with only the
+// capabilities they use (ntpd: set the clock, port 123; udhcpc: packet and raw sockets, port
+// 68). dnsmasq, radvd and sshd change user themselves and are started unrestricted.
+TEST_F(ServiceConfigs, OnlyTheCapabilitiesTheyUse) {
+    EXPECT_EQ(ntpd_service(cfg, facts).spec.capabilities, (1ull << CAP_SYS_TIME) | (1ull << CAP_NET_BIND_SERVICE));
+    EXPECT_EQ(udhcpc_service("eth0", "/etc/udhcpc/netd-hook").spec.capabilities,
+              (1ull << CAP_NET_RAW) | (1ull << CAP_NET_BIND_SERVICE));
+    EXPECT_EQ(dnsmasq_service(cfg, facts).spec.capabilities, std::nullopt);
+    EXPECT_EQ(radvd_service(cfg, facts).spec.capabilities, std::nullopt);
+    EXPECT_EQ(sshd_service(cfg, facts).spec.capabilities, std::nullopt);
 }
 
 // Reload restarts a daemon only when its own generated inputs change: a DNS change touches
