@@ -290,6 +290,25 @@ def run_mode(mode, out, work, certs, figures):
         check(f"{mode}: RAs carry the tunnel MTU and make the router the default router",
               "AdvLinkMTU 1480;" in ra and "AdvDefaultLifetime 1800;" in ra, ra)
 
+        if mode == "he":
+            # Spoofed from the tunnel side: the ISP routes the LAN prefix into the broker's
+            # tunnel, so packets it sends with a LAN source arrive on sit6in4, to the router and
+            # to the LAN client; both are dropped and counted by the source validation rules.
+            client = re.search(r"inet6 (2001:db8:7:[0-9a-f:]+)/64", addrs)
+
+            def spoof_counter(chain):
+                _, text = vm.run(f"nft list chain inet netd {chain} | grep 'iifname \"sit6in4\" ip6 saddr @lan6'")
+                m = re.search(r"counter packets (\d+)", text)
+                return int(m.group(1)) if m else -1
+            before = {c: spoof_counter(c) for c in ("input", "forward")}
+            pkts = (f"[IPv6(src='2001:db8:7::5', dst=d)/ICMPv6EchoRequest() for d in "
+                    f"('2001:db8:7::1', '{client.group(1) if client else '2001:db8:7::10'}')]")
+            sh("/usr/bin/python3", "-c", f"from scapy.all import *; conf.verb = 0; send({pkts}, count=5)", ns=lab.isp)
+            got = {c: spoof_counter(c) - before[c] for c in before}
+            check(f"he: LAN-sourced packets from the tunnel side dropped and counted (input {got['input']}, "
+                  f"forward {got['forward']} of 5 each)", got == {"input": 5, "forward": 5}, got)
+            check("he: ... and the LAN client still reaches the internet host through the tunnel", lan_ping6(lab))
+
         # Figures: tunnel vs plain IPv4 (NAT, no encapsulation) over the same router and path.
         if mode == "he":
             v6 = throughput(lab, INET6, 5002)
@@ -325,6 +344,39 @@ def run_mode(mode, out, work, certs, figures):
               f"USR1 renew -> broker saw it: {t_seen if t_seen is None else round(t_seen, 2)} s; "
               f"-> LAN traffic flowing again: {t_flow:.1f} s")
         check(f"{mode}: lease -> {mode} leaving the router under 1 s", m and int(m.group(2)) < 1000, lg)
+
+        # A flapping WAN: the address alternates between .21 and .20 ten times in 30 s (lease
+        # events fed to the udhcpc hook, as a flapping ISP would make udhcpc send them), ending
+        # on .20, the address udhcpc holds. The broker must get few messages, the last one from
+        # the final address.
+        start = len(broker.events)
+        sent_before = json.loads(vm.run("netctl status --json")[1] or "{}").get("tunnel", {}).get("sent", 0)
+        t0 = time.monotonic()
+        vm.run("for i in 1 2 3 4 5 6 7 8 9 10; do a=203.0.113.$((20 + i % 2)); env -i interface=eth0 ip=$a "
+               "subnet=255.255.255.0 mask=24 router=203.0.113.1 dns=203.0.113.53 lease=3600 "
+               "/etc/udhcpc/netd-hook bound; sleep 3; done", timeout=120)
+        flap_s = time.monotonic() - t0
+        if mode == "he":
+            last_ok = lambda e: e["kind"] == "he-update" and e.get("src") == "203.0.113.20"  # noqa: E731
+            wait("the update for the final address", lambda: (lambda j: j if j.get("state") == "up" else None)(
+                json.loads(vm.run("netctl status --json")[1] or "{}").get("tunnel", {})), 90, 1)
+            msgs = [e for e in broker.events[start:] if e["kind"] == "he-update"]
+        else:
+            last_ok = lambda e: e["kind"] == "heartbeat" and e["ok"] and e["src"] == "203.0.113.20"  # noqa: E731
+            time.sleep(20)
+            msgs = [e for e in broker.events[start:] if e["kind"] == "heartbeat"]
+        span = time.monotonic() - t0
+        started = json.loads(vm.run("netctl status --json")[1] or "{}").get("tunnel", {}).get("sent", 0) - sent_before
+        # One per change would be 10 (plus the heartbeat's regular ones, every 15 s).
+        bound = 5 if mode == "he" else 5 + int(span // 15) + 1
+        print(f"      figures: WAN flapping, 10 changes in {flap_s:.0f} s: the broker got {len(msgs)} "
+              f"{'updates' if mode == 'he' else 'heartbeats'} in {span:.0f} s (bound {bound}; the router started "
+              f"{started}, a WAN change cancels an update still in flight for the old address); sources: "
+              + " ".join(e.get("src", "?").rsplit(".", 1)[-1] for e in msgs))
+        check(f"{mode}: a flapping WAN draws a bounded number of messages ({len(msgs)} <= {bound}), the last one "
+              "from the final address", msgs and len(msgs) <= bound and last_ok(msgs[-1]), msgs[-3:])
+        check(f"{mode}: ... and LAN IPv6 traffic flows through the tunnel after it",
+              wait("LAN traffic after the flapping", lambda: lan_ping6(lab, wait_s=1), 30, 0.5))
 
         # Faults.
         def lan_ipv4_ok():
