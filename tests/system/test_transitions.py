@@ -181,7 +181,7 @@ echo "@@ tunnel"; ip tunnel show
 echo "@@ addr"; ip -o addr
 echo "@@ route4"; ip route
 echo "@@ route6"; ip -6 route
-echo "@@ nft"; nft list ruleset 2>&1
+echo "@@ nft"; nft -s list ruleset 2>&1
 echo "@@ sysctl"
 grep -r . /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/*/forwarding /proc/sys/net/ipv6/conf/*/accept_ra
 echo "@@ records"
@@ -290,7 +290,10 @@ def normalise(raw):
                 rs.append(f"{fam} " + ws(l))
         out += sorted(rs)
 
-    out += ["nft " + l.rstrip() for l in s.get("nft", []) if l.strip()]
+    # The policy, not its state: `nft -s` leaves the counters out; the per-source limits' set
+    # entries (whoever sent packets lately) go here.
+    nft = re.sub(r"\n\s*elements = \{[^}]*limit rate[^}]*\}", "", "\n".join(s.get("nft", [])))
+    out += ["nft " + l.rstrip() for l in nft.split("\n") if l.strip()]
     sysctls = []
     for l in s.get("sysctl", []):
         m = re.match(r"/proc/sys/(\S+):(.*)$", l)
