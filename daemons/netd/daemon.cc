@@ -196,6 +196,14 @@ Status Daemon::apply_config(const Config& c) {
     return Ok{};
 }
 
+std::optional<TunnelTraffic> Daemon::tunnel_traffic() {
+    auto links = kernel_.links();
+    if (!links) return std::nullopt;
+    for (auto& l : *links)
+        if (l.name == kTunnelIf) return TunnelTraffic{l.tx_packets, l.rx_packets};
+    return std::nullopt;
+}
+
 std::optional<Ipv4Addr> Daemon::wan_address() const {
     if (auto& l = wan_.lease()) return l->address.addr;
     return std::nullopt;
@@ -356,7 +364,7 @@ std::string Daemon::status_text() {
     } else {
         o += "lan:      not configured\n";
     }
-    o += "tunnel:   " + (tunnel_ ? tunnel_status_text(tunnel_->status(), tunnel_cfg_, wan_address())
+    o += "tunnel:   " + (tunnel_ ? tunnel_status_text(tunnel_->status(), tunnel_cfg_, wan_address(), tunnel_traffic())
                                  : std::string("not configured\n"));
     bool fw = current_ && !current_->ruleset_text.empty();
     o += "firewall: " + (fw ? firewall_info_ : std::string("NOT LOADED (nothing is forwarded)")) + "\n";
@@ -389,7 +397,7 @@ std::string Daemon::status_json() {
                     {"ipv4", lan.ipv4.str()},
                     {"ipv6", lan_ipv6_addresses(lan)}};
         j["wan"] = wan_.status_json();
-        j["tunnel"] = tunnel_ ? tunnel_status_json(tunnel_->status(), tunnel_cfg_, wan_address())
+        j["tunnel"] = tunnel_ ? tunnel_status_json(tunnel_->status(), tunnel_cfg_, wan_address(), tunnel_traffic())
                               : json{{"mode", "none"}, {"state", to_string(TunnelState::not_configured)}, {"up", false}};
     }
     bool fw = current_ && !current_->ruleset_text.empty();

@@ -59,6 +59,7 @@ private:
     Status apply_config(const Config& c);
     void follow_tunnel(const Config& c, bool reloaded);
     std::optional<Ipv4Addr> wan_address() const;
+    std::optional<TunnelTraffic> tunnel_traffic();  // the sit device's counters
     using Handler = ControlReply (Daemon::*)(const std::vector<std::string>& args);
     static const std::map<std::string, Handler>& handlers();
     ControlReply cmd_status(const std::vector<std::string>& args);

@@ -136,6 +136,29 @@ TEST(Daemon, HeBehindNatLeavesMyipOutAndShowsWhatTheBrokerSaw) {
         << "the sit device's local end stays the WAN address";
 }
 
+// Behind a NAT whose router does not forward protocol 41, packets go into the tunnel and none
+// come back: status says what is missing, and the warning goes once something comes back.
+TEST(Daemon, StatusSaysWhenNoProtocol41ComesBack) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kTunnelHe);
+    ASSERT_TRUE(f.ctl(bound("192.168.1.50")).ok);
+    auto* sit = f.kernel.find(kTunnelIf);
+    ASSERT_TRUE(sit);
+    sit->tx_packets = 4;
+    EXPECT_EQ(f.status()["tunnel"]["warning"], "") << "too few to tell";
+    sit->tx_packets = 12;
+    auto t = f.status()["tunnel"];
+    EXPECT_EQ(t["packets_out"], 12);
+    std::string w = t["warning"];
+    EXPECT_NE(w.find("no IPv6-in-IPv4 (IP protocol 41) packet has come back from 192.0.2.1 (12 sent)"),
+              std::string::npos) << w;
+    EXPECT_NE(w.find("behind a NAT, the upstream router must forward IP protocol 41 to this router's WAN address "
+                     "192.168.1.50"), std::string::npos) << w;
+    EXPECT_NE(f.ctl({"status"}).text.find("WARNING: no IPv6-in-IPv4"), std::string::npos);
+    sit->rx_packets = 1;
+    EXPECT_EQ(f.status()["tunnel"]["warning"], "");
+}
+
 TEST(Daemon, HeWanChangeCancelsTheUpdateForTheOldAddress) {
     Fixture f;
     f.start(std::string(kBaseConfig) + kTunnelHe);

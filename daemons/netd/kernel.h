@@ -39,6 +39,7 @@ struct LinkInfo {
     bool up = false;
     unsigned mtu = 0;
     std::optional<SitSpec> sit;   // set for sit devices (name and mtu repeated)
+    uint64_t rx_packets = 0, tx_packets = 0;
 };
 
 // An address on a link.

@@ -75,6 +75,8 @@ public:
             info.name = rtnl_link_get_name(l) ? rtnl_link_get_name(l) : "";
             info.up = rtnl_link_get_flags(l) & IFF_UP;
             info.mtu = rtnl_link_get_mtu(l);
+            info.rx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
+            info.tx_packets = rtnl_link_get_stat(l, RTNL_LINK_TX_PACKETS);
             if (nl_addr* a = rtnl_link_get_addr(l); a && nl_addr_get_len(a) == 6) {
                 MacAddr m;
                 std::memcpy(m.bytes.data(), nl_addr_get_binary_addr(a), 6);

@@ -435,7 +435,21 @@ std::unique_ptr<TunnelHandler> make_tunnel_handler(const TunnelConfig& c, Tunnel
     return nullptr;
 }
 
-std::string tunnel_status_text(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan) {
+std::string tunnel_return_warning(const TunnelConfig& c, std::optional<Ipv4Addr> wan,
+                                  const std::optional<TunnelTraffic>& t) {
+    if (c.mode == TunnelMode::none || !t || t->packets_out < kNoReturnAfter || t->packets_in > 0) return {};
+    std::string w = "no IPv6-in-IPv4 (IP protocol 41) packet has come back from " + c.remote.str() + " (" +
+                    std::to_string(t->packets_out) + " sent)";
+    if (wan && !is_public_ipv4(*wan))
+        w += ": behind a NAT, the upstream router must forward IP protocol 41 to this router's WAN address " +
+             wan->str() + " (\"DMZ\" or \"exposed host\")";
+    else
+        w += ": check that the broker has this endpoint and that nothing upstream drops protocol 41";
+    return w;
+}
+
+std::string tunnel_status_text(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan,
+                               const std::optional<TunnelTraffic>& traffic) {
     if (c.mode == TunnelMode::none) return "not configured\n";
     std::string o = std::string(to_string(c.mode)) + " " + kTunnelIf + " " + to_string(s.state);
     if (!s.detail.empty()) o += " (" + s.detail + ")";
@@ -444,11 +458,20 @@ std::string tunnel_status_text(const TunnelStatus& s, const TunnelConfig& c, std
     if (!s.broker_address.empty()) o += " broker sees " + s.broker_address;
     o += "\n          last: " + (s.last.empty() ? std::string("-") : s.last + " at " + clock_text(s.last_at));
     if (s.next_at.time_since_epoch().count()) o += "; next at " + clock_text(s.next_at);
-    return o + "\n";
+    o += "\n";
+    if (traffic)
+        o += "          packets out " + std::to_string(traffic->packets_out) + ", in " +
+             std::to_string(traffic->packets_in) + "\n";
+    if (auto w = tunnel_return_warning(c, wan, traffic); !w.empty()) o += "          WARNING: " + w + "\n";
+    return o;
 }
 
-nlohmann::json tunnel_status_json(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan) {
+nlohmann::json tunnel_status_json(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan,
+                                  const std::optional<TunnelTraffic>& traffic) {
     return {{"mode", to_string(c.mode)},
+            {"packets_out", traffic ? traffic->packets_out : 0},
+            {"packets_in", traffic ? traffic->packets_in : 0},
+            {"warning", tunnel_return_warning(c, wan, traffic)},
             {"state", to_string(s.state)},
             {"up", s.state == TunnelState::up},
             {"detail", s.detail},

@@ -125,7 +125,20 @@ public:
 
 std::unique_ptr<TunnelHandler> make_tunnel_handler(const TunnelConfig& c, TunnelDeps deps);
 
-std::string tunnel_status_text(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan);
-nlohmann::json tunnel_status_json(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan);
+// The sit device's packet counters, when it exists.
+struct TunnelTraffic {
+    uint64_t packets_out = 0, packets_in = 0;
+};
+// What is missing when packets go into the tunnel and none ever came back (at least
+// kNoReturnAfter out, none in): the broker does not send to us, or something on the way (a
+// NAT router that does not forward IP protocol 41) drops it. Empty when nothing is amiss.
+inline constexpr uint64_t kNoReturnAfter = 5;
+std::string tunnel_return_warning(const TunnelConfig& c, std::optional<Ipv4Addr> wan,
+                                  const std::optional<TunnelTraffic>& t);
+
+std::string tunnel_status_text(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan,
+                               const std::optional<TunnelTraffic>& traffic = std::nullopt);
+nlohmann::json tunnel_status_json(const TunnelStatus& s, const TunnelConfig& c, std::optional<Ipv4Addr> wan,
+                                  const std::optional<TunnelTraffic>& traffic = std::nullopt);
 
 }  // namespace netd

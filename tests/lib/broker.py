@@ -107,6 +107,7 @@ class Broker:
                     broker.endpoint = myip
                     body, code = f"good {myip}", 200
                 event(kind="he-update", src=self.client_address[0], path=url.path, hostname=hostname, myip=myip,
+                      myip_given="myip" in q,
                       user=user, auth_ok=ok_auth, answer=body)
                 self.send_response(code)
                 self.send_header("Content-Type", "text/plain")

@@ -47,10 +47,10 @@ def check(name, ok, detail=""):
     return ok
 
 
-def sh(*cmd, ns=None, check=True, timeout=60):
+def sh(*cmd, ns=None, check=True, timeout=60, input=None):
     if ns:
         cmd = ("ip", "netns", "exec", ns) + cmd
-    r = subprocess.run(cmd, text=True, capture_output=True, timeout=timeout)
+    r = subprocess.run(cmd, text=True, capture_output=True, timeout=timeout, input=input)
     if check and r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: {r.stdout}{r.stderr}")
     return r
@@ -487,9 +487,134 @@ def run_mode(mode, out, work, certs, figures):
         lab.destroy()
 
 
+# Behind a NAT: a "home router" namespace between the router's WAN and the ISP leases it
+# 192.168.1.10, masquerades it to 203.0.113.77 and, once told, forwards protocol 41 to it.
+HOME_PUBLIC = "203.0.113.77"
+HOME_NFT = """table ip home {
+    chain pre {
+        type nat hook prerouting priority dstnat; policy accept;
+        iifname "up0" ip protocol 41 dnat to 192.168.1.10
+    }
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "up0" masquerade
+    }
+    chain fw {
+        type filter hook forward priority filter; policy accept;
+    }
+}
+"""
+
+
+def run_nat(mode, out, work, certs, figures):
+    print(f"=== mode {mode} behind a NAT ===", flush=True)
+    lab = rl.Lab(f"na{mode[:3]}").create()
+    home = f"{lab.name}-home"
+    broker = dhcp = vm = None
+    procs = []
+    try:
+        # The router's WAN wire now ends in the home router; the home router's uplink is the
+        # ISP's eth0.
+        sh("ip", "netns", "add", home)
+        sh("ip", "link", "set", "eth0", "netns", home, ns=lab.isp)
+        sh("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "up0", "netns", home, ns=lab.isp)
+        sh("ip", "link", "set", "eth0", "up", ns=lab.isp)
+        for c in [("link", "set", "lo", "up"), ("link", "set", "eth0", "up"), ("link", "set", "up0", "up"),
+                  ("addr", "add", "192.168.1.1/24", "dev", "eth0"), ("addr", "add", f"{HOME_PUBLIC}/24", "dev", "up0"),
+                  ("route", "add", "default", "via", "203.0.113.1")]:
+            sh("ip", *c, ns=home)
+        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=home)
+        sh("nft", "-f", "-", ns=home, input=HOME_NFT)
+        # At first the home router drops protocol 41 from outside (as some do).
+        sh("nft", "add rule ip home fw iifname up0 ip protocol 41 counter drop", ns=home)
+        broker, dns, procs = setup_isp(lab, work, certs, mode)
+        srv = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, "-c", SERVERS, INET6, "203.0.113.1"],
+                               stdout=subprocess.PIPE, text=True)
+        procs.append(srv)
+        srv.stdout.readline()
+        cfg = {"ifname": "eth0", "server_ip": "192.168.1.1", "offer_ip": "192.168.1.10", "nak_others": False,
+               "options": {"1": "ffffff00", "3": "c0a80101", "6": "cb007135", "42": "cb00717b", "51": "00000e10"}}
+        with open(f"{work}/dhcp-home.json", "w") as f:
+            json.dump(cfg, f)
+        dhcp = subprocess.Popen(["ip", "netns", "exec", home, sys.executable,
+                                 os.path.join(HERE, "..", "lib", "dhcpserver.py"), f"{work}/dhcp-home.json"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conf = f"{work}/router-{mode}-nat.conf"
+        with open(conf, "w") as f:
+            f.write(CONFIG + MODES[mode] + ("sender = true\n" if mode == "heartbeat" else ""))
+        disk = f"{work}/data-{mode}-nat.img"
+        sh(os.path.join(HERE, "..", "..", "image", "mkdata"), "--config", conf, "--authorized-keys",
+           os.path.join(out, "admin_key.pub"), "--file", f"{certs}/ca.pem:broker-ca.pem",
+           "--netd", os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"), "-o", disk)
+        for c in [("addr", "add", "192.168.7.10/24", "dev", "eth0"), ("route", "add", "default", "via", "192.168.7.1")]:
+            sh("ip", *c, ns=lab.lan)
+        vm = rl.RouterVM(out, disk, lab=lab, log_path=f"{work}/console-{mode}-nat.log")
+        vm.start()
+        vm.expect(r"netd: router ready", 120)
+        vm.login()
+
+        def tunnel_json():
+            try:
+                return json.loads(vm.run("netctl status --json")[1])["tunnel"]
+            except (ValueError, KeyError):
+                return {}
+        if mode == "he":
+            ev = broker.wait_event(lambda e: e["kind"] == "he-update" and e["auth_ok"], 90)
+            check("he behind NAT: the broker got the update from the public address, without a private myip",
+                  ev and ev["src"] == HOME_PUBLIC and not ev["myip_given"] and ev["answer"] == f"good {HOME_PUBLIC}",
+                  ev or broker.events[-5:])
+            tj = wait("tunnel up", lambda: (lambda j: j if j.get("state") == "up" else None)(tunnel_json()), 30, 1)
+            check(f"he behind NAT: status shows the address the broker saw ({HOME_PUBLIC})",
+                  tj and tj.get("broker_address") == HOME_PUBLIC, tj or tunnel_json())
+        else:
+            ev = broker.wait_event(lambda e: e["kind"] == "heartbeat" and e["ok"], 120)
+            check("heartbeat sender behind NAT: the broker got a valid heartbeat saying 'sender', from the public "
+                  "address", ev and ev["src"] == HOME_PUBLIC and " sender " in ev["line"], ev or broker.events[-5:])
+        # Protocol 41 does not come back yet: LAN traffic into the tunnel gets no answer, and
+        # netd says what is missing.
+        wait("SLAAC", lambda: "2001:db8:7:" in sh("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global",
+                                                   ns=lab.lan).stdout, 60, 1)
+        ok = lan_ping6(lab, count=10, wait_s=1)
+        tj = wait("the warning", lambda: (lambda j: j if j.get("warning") else None)(tunnel_json()), 10, 1) or \
+            tunnel_json()
+        check(f"{mode} behind NAT, protocol 41 not forwarded: no IPv6 through the tunnel, and status says the "
+              "upstream router must forward protocol 41 to 192.168.1.10",
+              not ok and "must forward IP protocol 41 to this router's WAN address 192.168.1.10" in tj.get("warning", ""),
+              tj)
+        print(f"      status: {tj.get('warning', '')[:200]}")
+        # The user sets up "DMZ" for protocol 41 on the home router.
+        sh("nft", "flush chain ip home fw", ns=home)
+        ok = wait("IPv6 through the tunnel", lambda: lan_ping6(lab, wait_s=1), 60, 1)
+        check(f"{mode} behind NAT, protocol 41 forwarded: the LAN client reaches the internet host over the tunnel",
+              ok, vm.run("netctl status")[1])
+        ok, text = tcp6(lab)
+        check(f"{mode} behind NAT: a TCP connection over IPv6 too", ok, text)
+        tj = tunnel_json()
+        check(f"{mode} behind NAT: the warning is gone once protocol 41 comes back", tj.get("warning") == "", tj)
+        check(f"{mode} behind NAT: clean poweroff", vm.poweroff() == 0)
+        vm = None
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        check(f"{mode} behind NAT: test ran to the end ({e})", False)
+        if vm:
+            print(vm.console_tail(60))
+    finally:
+        if vm:
+            vm.kill()
+        if broker:
+            broker.stop()
+        if dhcp:
+            dhcp.kill()
+        for p in procs:
+            p.kill()
+        lab.destroy()
+        subprocess.run(["ip", "netns", "del", home], capture_output=True)
+
+
 def main():
     out = os.path.abspath(sys.argv[1])
-    modes = sys.argv[2:] or ["he", "heartbeat"]
+    modes = sys.argv[2:] or ["he", "heartbeat", "he-nat", "heartbeat-nat"]
     work = tempfile.mkdtemp(prefix="tunnel-test-")
     figures = {}
     try:
@@ -497,7 +622,10 @@ def main():
         os.makedirs(certs)
         make_certs(certs)
         for mode in modes:
-            run_mode(mode, out, work, certs, figures)
+            if mode.endswith("-nat"):
+                run_nat(mode[:-4], out, work, certs, figures)
+            else:
+                run_mode(mode, out, work, certs, figures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("figures:", json.dumps(figures))
