@@ -262,6 +262,51 @@ void read_dhcp(Reader& r, const toml::table& t, LanConfig& lan) {
     }
 }
 
+// [wan]: the link, and optionally a static address with its gateway and resolvers.
+void read_wan(Reader& r, const toml::table& t, Config& c) {
+    r.only_keys(t, "[wan]", {"device", "mac", "ipv4", "gateway", "dns"});
+    c.wan.interface = r.interface(t, "wan");
+    auto& w = c.wan;
+    if (auto v = r.string(t, "ipv4", "wan.ipv4", false)) {
+        auto cidr = Ipv4Cidr::parse(*v);
+        bool edge = cidr && cidr->len <= 30 &&
+                    (cidr->addr == cidr->network() ||
+                     cidr->addr.host_order == (cidr->network().host_order | ~cidr->netmask()));
+        if (!cidr || cidr->len < 8 || cidr->len > 31 || !is_unicast_host(cidr->addr))
+            r.error(r.node(t, "ipv4"), "wan.ipv4: '" + *v + "' is not a unicast address with a prefix length 8..31 "
+                                       "(e.g. 203.0.113.10/24)");
+        else if (edge)
+            r.error(r.node(t, "ipv4"), "wan.ipv4: " + *v + " is the network or broadcast address");
+        else
+            w.ipv4 = *cidr;
+    }
+    if (auto v = r.string(t, "gateway", "wan.gateway", false)) {
+        auto a = Ipv4Addr::parse(*v);
+        if (!r.node(t, "ipv4"))
+            r.error(r.node(t, "gateway"), "wan.gateway: only with a static wan.ipv4 (DHCP brings the router)");
+        else if (!a || !is_unicast_host(*a))
+            r.error(r.node(t, "gateway"), "wan.gateway: '" + *v + "' is not a unicast IPv4 address");
+        else if (w.ipv4 && (*a == w.ipv4->addr || !w.ipv4->contains(*a)))
+            r.error(r.node(t, "gateway"), "wan.gateway: " + *v + " is not another host of " + w.ipv4->network().str() +
+                                              "/" + std::to_string(w.ipv4->len));
+        else
+            w.gateway = *a;
+    } else if (w.ipv4) {
+        r.error(r.node(t, "ipv4"), "wan.ipv4: a static address needs wan.gateway");
+    }
+    r.strings(t, "dns", "wan.dns", [&](const std::string& s, const toml::node* n) {
+        auto a = Ipv4Addr::parse(s);
+        if (!r.node(t, "ipv4"))
+            r.error(n, "wan.dns: only with a static wan.ipv4 (DHCP brings the resolvers)");
+        else if (!a || !is_unicast_host(*a))
+            r.error(n, "wan.dns: '" + s + "' is not a unicast IPv4 address");
+        else if (w.dns.size() == 8)
+            r.error(n, "wan.dns: at most 8");
+        else
+            w.dns.push_back(*a);
+    });
+}
+
 void read_lan(Reader& r, const toml::table& t, Config& c) {
     r.only_keys(t, "[lan]", {"device", "mac", "ipv4", "ipv6_prefixes", "domain", "dhcp"});
     c.lan.interface = r.interface(t, "lan");
@@ -636,10 +681,7 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     c.path = path;
     r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall", "tunnel"});
     if (auto* t = r.table(root, "lan", "lan", true)) read_lan(r, *t, c);
-    if (auto* t = r.table(root, "wan", "wan", true)) {
-        r.only_keys(*t, "[wan]", {"device", "mac"});
-        c.wan.interface = r.interface(*t, "wan");
-    }
+    if (auto* t = r.table(root, "wan", "wan", true)) read_wan(r, *t, c);
     if (auto* t = r.table(root, "dns", "dns", false)) read_dns(r, *t, c);
     if (auto* t = r.table(root, "ntp", "ntp", false)) read_ntp(r, *t, c);
     if (auto* t = r.table(root, "ssh", "ssh", false)) read_ssh(r, *t, c);

@@ -49,6 +49,11 @@ struct LanConfig {
 
 struct WanConfig {
     InterfaceRef interface;
+    // A static address instead of DHCP (colocated hosts, many tunnel users): then gateway and
+    // dns are what a lease would carry, and udhcpc does not run.
+    std::optional<Ipv4Cidr> ipv4;
+    std::optional<Ipv4Addr> gateway;
+    std::vector<Ipv4Addr> dns;
     bool operator==(const WanConfig&) const = default;
 };
 

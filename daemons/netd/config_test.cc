@@ -160,6 +160,56 @@ blocklist = ["0.0.0.0/0", "192.168.0.0/16", "0.0.0.0/8", "2001:db8::/32",
     EXPECT_EQ(r.errors.size(), 9u) << all;
 }
 
+TEST(Config, StaticWanIsChecked) {
+    auto ok = parse_config_text(R"([lan]
+device = "eth1"
+ipv4 = "192.168.7.1/24"
+[wan]
+device = "eth0"
+ipv4 = "203.0.113.10/24"
+gateway = "203.0.113.1"
+dns = ["203.0.113.53"]
+)",
+                                "t.conf");
+    ASSERT_TRUE(ok.config);
+    EXPECT_EQ(ok.config->wan.ipv4->str(), "203.0.113.10/24");
+    EXPECT_EQ(ok.config->wan.gateway->str(), "203.0.113.1");
+    auto bad = parse_config_text(R"([lan]
+device = "eth1"
+ipv4 = "192.168.7.1/24"
+[wan]
+device = "eth0"
+ipv4 = "203.0.113.0/24"
+gateway = "198.51.100.1"
+dns = ["224.0.0.1"]
+)",
+                                 "t.conf");
+    std::string all;
+    for (auto& e : bad.errors) all += e.str() + "\n";
+    EXPECT_NE(all.find("t.conf:6:8: wan.ipv4: 203.0.113.0/24 is the network or broadcast address"), std::string::npos)
+        << all;
+    EXPECT_NE(all.find("t.conf:8:8: wan.dns: '224.0.0.1' is not a unicast IPv4 address"), std::string::npos) << all;
+    auto nogw = parse_config_text("[lan]\ndevice = \"eth1\"\nipv4 = \"192.168.7.1/24\"\n[wan]\ndevice = \"eth0\"\n"
+                                  "ipv4 = \"203.0.113.10/24\"\n[wan.x]\n",
+                                  "t.conf");
+    all.clear();
+    for (auto& e : nogw.errors) all += e.str() + "\n";
+    EXPECT_NE(all.find("wan.ipv4: a static address needs wan.gateway"), std::string::npos) << all;
+    auto outside = parse_config_text("[lan]\ndevice = \"eth1\"\nipv4 = \"192.168.7.1/24\"\n[wan]\ndevice = \"eth0\"\n"
+                                     "ipv4 = \"203.0.113.10/24\"\ngateway = \"198.51.100.1\"\n",
+                                     "t.conf");
+    all.clear();
+    for (auto& e : outside.errors) all += e.str() + "\n";
+    EXPECT_NE(all.find("t.conf:7:11: wan.gateway: 198.51.100.1 is not another host of 203.0.113.0/24"),
+              std::string::npos) << all;
+    auto dhcp_dns = parse_config_text("[lan]\ndevice = \"eth1\"\nipv4 = \"192.168.7.1/24\"\n[wan]\ndevice = \"eth0\"\n"
+                                      "dns = [\"203.0.113.53\"]\n",
+                                      "t.conf");
+    all.clear();
+    for (auto& e : dhcp_dns.errors) all += e.str() + "\n";
+    EXPECT_NE(all.find("wan.dns: only with a static wan.ipv4"), std::string::npos) << all;
+}
+
 TEST(Config, BadTableHeaderIsAnErrorNotACrash) {
     // "[#" tripped an assert inside toml++ 3.3.0 (found by tests/fuzz/fuzz_config).
     auto r = parse_config_text("[lan]\n[#\n", "h.conf");

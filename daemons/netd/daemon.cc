@@ -196,6 +196,18 @@ Status Daemon::apply_config(const Config& c) {
     return Ok{};
 }
 
+std::string Daemon::wan_status_line() const {
+    if (!running_ || !running_->wan.ipv4) return wan_.status_line();
+    auto& w = running_->wan;
+    std::string o = (current_ ? current_->wan_if : std::string("?")) + " static " + w.ipv4->str();
+    if (w.gateway) o += " router " + w.gateway->str();
+    if (!w.dns.empty()) {
+        o += " dns";
+        for (auto& d : w.dns) o += " " + d.str();
+    }
+    return o;
+}
+
 std::optional<TunnelTraffic> Daemon::tunnel_traffic() {
     auto links = kernel_.links();
     if (!links) return std::nullopt;
@@ -205,6 +217,7 @@ std::optional<TunnelTraffic> Daemon::tunnel_traffic() {
 }
 
 std::optional<Ipv4Addr> Daemon::wan_address() const {
+    if (running_ && running_->wan.ipv4) return running_->wan.ipv4->addr;
     if (auto& l = wan_.lease()) return l->address.addr;
     return std::nullopt;
 }
@@ -305,7 +318,9 @@ ControlReply Daemon::dhcp_event(const std::vector<std::string>& args) {
     std::string action = ev_args.empty() ? "?" : ev_args[0];
     for (char& ch : action)
         if (ch < 'a' || ch > 'z') ch = '?';
-    if (ev && ev->interface != wan_.ifname())
+    if (ev && running_ && running_->wan.ipv4)
+        ev = Error{"the WAN address is static (wan.ipv4): no DHCP event applies"};
+    else if (ev && ev->interface != wan_.ifname())
         ev = Error{"interface '" + ev->interface + "' is not the WAN link " + wan_.ifname()};
     if (!ev) {
         // Hostile or broken: nothing of it is applied.
@@ -360,7 +375,7 @@ std::string Daemon::status_text() {
     o += "last:     " + (last_transition_.empty() ? std::string("-") : last_transition_) + "\n";
     if (running_) {
         o += "lan:      " + lan_summary(running_->lan, current_ ? current_->lan_if : "") + "\n";
-        o += "wan:      " + wan_.status_line() + "\n";
+        o += "wan:      " + wan_status_line() + "\n";
     } else {
         o += "lan:      not configured\n";
     }
@@ -397,6 +412,12 @@ std::string Daemon::status_json() {
                     {"ipv4", lan.ipv4.str()},
                     {"ipv6", lan_ipv6_addresses(lan)}};
         j["wan"] = wan_.status_json();
+        if (running_->wan.ipv4) {
+            auto l = *static_wan_lease(running_->wan);
+            j["wan"]["state"] = "static";
+            j["wan"]["address"] = l.address.str();
+            j["wan"]["router"] = l.routers.empty() ? "" : l.routers.front().str();
+        }
         j["tunnel"] = tunnel_ ? tunnel_status_json(tunnel_->status(), tunnel_cfg_, wan_address(), tunnel_traffic())
                               : json{{"mode", "none"}, {"state", to_string(TunnelState::not_configured)}, {"up", false}};
     }

@@ -60,6 +60,7 @@ private:
     void follow_tunnel(const Config& c, bool reloaded);
     std::optional<Ipv4Addr> wan_address() const;
     std::optional<TunnelTraffic> tunnel_traffic();  // the sit device's counters
+    std::string wan_status_line() const;            // the lease, or the static address
     using Handler = ControlReply (Daemon::*)(const std::vector<std::string>& args);
     static const std::map<std::string, Handler>& handlers();
     ControlReply cmd_status(const std::vector<std::string>& args);

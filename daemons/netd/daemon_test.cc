@@ -136,6 +136,30 @@ TEST(Daemon, HeBehindNatLeavesMyipOutAndShowsWhatTheBrokerSaw) {
         << "the sit device's local end stays the WAN address";
 }
 
+// A static WAN address: the kernel, the tunnel and dnsmasq follow it as they follow a lease;
+// udhcpc does not run and a stray DHCP event is refused.
+TEST(Daemon, StaticWanIsAppliedLikeALease) {
+    Fixture f;
+    std::string c = std::string(kBaseConfig) + kTunnelHe;
+    c.replace(c.find("[wan]\nmac = \"52:54:00:12:34:01\"\n"), 31,
+              "[wan]\nmac = \"52:54:00:12:34:01\"\nipv4 = \"198.51.100.10/24\"\ngateway = \"198.51.100.1\"\n"
+              "dns = [\"198.51.100.53\"]\n");
+    f.start(c);
+    EXPECT_TRUE(f.has_addr("eth0", "198.51.100.10/24"));
+    EXPECT_TRUE(f.kernel.route_set.count({IpCidr::default_route(4), "eth0", IpCidr::v4(*Ipv4Addr::parse("198.51.100.1"))}));
+    ASSERT_EQ(f.updates.requests.size(), 1u) << "the broker is told the static address";
+    EXPECT_EQ(f.updates.requests[0].myip->str(), "198.51.100.10");
+    EXPECT_EQ(f.kernel.find(kTunnelIf)->sit->local, *Ipv4Addr::parse("198.51.100.10"));
+    for (auto& s : f.services.ops) EXPECT_EQ(s.find("udhcpc"), std::string::npos) << s;
+    auto st = f.status();
+    EXPECT_EQ(st["wan"]["state"], "static");
+    EXPECT_NE(f.ctl({"status"}).text.find("eth0 static 198.51.100.10/24 router 198.51.100.1 dns 198.51.100.53"),
+              std::string::npos) << f.ctl({"status"}).text;
+    auto r = f.ctl(bound("198.51.100.99"));
+    EXPECT_FALSE(r.ok);
+    EXPECT_FALSE(f.has_addr("eth0", "198.51.100.99/24"));
+}
+
 // Behind a NAT whose router does not forward protocol 41, packets go into the tunnel and none
 // come back: status says what is missing, and the warning goes once something comes back.
 TEST(Daemon, StatusSaysWhenNoProtocol41ComesBack) {

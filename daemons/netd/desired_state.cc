@@ -48,7 +48,9 @@ void add_tunnel(DesiredState& d, const TunnelConfig& t, const std::optional<Dhcp
 }  // namespace
 
 Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>& links,
-                                   const std::optional<DhcpLease>& lease, const Paths& paths) {
+                                   const std::optional<DhcpLease>& dhcp_lease, const Paths& paths) {
+    // A static WAN address stands in for the lease; udhcpc then does not run.
+    const std::optional<DhcpLease> lease = c.wan.ipv4 ? static_wan_lease(c.wan) : dhcp_lease;
     auto lan = resolve_link(links, c.lan.interface);
     if (!lan) return Error{"LAN: " + lan.error().str()};
     auto wan = resolve_link(links, c.wan.interface);
@@ -80,7 +82,7 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
         for (auto& dns : lease->dns) resolv += "nameserver " + dns.str() + "\n";
     d.files[wan_resolv_path(paths.run_dir)] = resolv;
 
-    d.services.push_back(udhcpc_service(wan->name, paths.udhcpc_hook));
+    if (!c.wan.ipv4) d.services.push_back(udhcpc_service(wan->name, paths.udhcpc_hook));
     d.services.push_back(dnsmasq_service(c, f, paths.run_dir));
     d.services.push_back(ntpd_service(c, f));
     // Without a prefix radvd has nothing to announce.

@@ -102,6 +102,15 @@ nlohmann::json Wan::status_json() const {
     return j;
 }
 
+std::optional<DhcpLease> static_wan_lease(const WanConfig& w) {
+    if (!w.ipv4) return std::nullopt;
+    DhcpLease l;
+    l.address = *w.ipv4;
+    if (w.gateway) l.routers.push_back(*w.gateway);
+    l.dns = w.dns;
+    return l;
+}
+
 void add_wan(DesiredState& d, const LinkInfo& link, const std::optional<DhcpLease>& lease) {
     d.wan_if = link.name;
     d.links.push_back({link.name, true, lease ? lease->mtu : std::nullopt});

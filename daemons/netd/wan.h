@@ -52,6 +52,9 @@ private:
 
 const char* to_string(Wan::Phase p);
 
+// A static [wan] ipv4 as the lease it stands for (gateway and dns as a server would send them).
+std::optional<DhcpLease> static_wan_lease(const WanConfig& w);
+
 // The WAN's part of the desired state.
 void add_wan(DesiredState& d, const LinkInfo& link, const std::optional<DhcpLease>& lease);
 

@@ -612,9 +612,77 @@ def run_nat(mode, out, work, certs, figures):
         subprocess.run(["ip", "netns", "del", home], capture_output=True)
 
 
+def run_static(out, work, certs, figures):
+    """he with a static WAN address: no DHCP server anywhere; the tunnel, the firewall and
+    dnsmasq follow [wan] ipv4 as they follow a lease, also when a reload changes it."""
+    print("=== mode he with a static WAN address ===", flush=True)
+    lab = rl.Lab("stat").create()
+    broker = vm = None
+    procs = []
+    try:
+        broker, dns, procs = setup_isp(lab, work, certs, "he")
+        srv = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, "-c", SERVERS, INET6, "203.0.113.1"],
+                               stdout=subprocess.PIPE, text=True)
+        procs.append(srv)
+        srv.stdout.readline()
+        static = CONFIG.replace('[wan]\nmac = "52:54:00:12:34:01"\n',
+                                '[wan]\nmac = "52:54:00:12:34:01"\nipv4 = "203.0.113.40/24"\ngateway = "203.0.113.1"\n'
+                                'dns = ["203.0.113.53"]\n')
+        conf = f"{work}/router-static.conf"
+        with open(conf, "w") as f:
+            f.write(static + MODES["he"])
+        disk = f"{work}/data-static.img"
+        sh(os.path.join(HERE, "..", "..", "image", "mkdata"), "--config", conf, "--authorized-keys",
+           os.path.join(out, "admin_key.pub"), "--file", f"{certs}/ca.pem:broker-ca.pem",
+           "--netd", os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"), "-o", disk)
+        for c in [("addr", "add", "192.168.7.10/24", "dev", "eth0"), ("route", "add", "default", "via", "192.168.7.1")]:
+            sh("ip", *c, ns=lab.lan)
+        vm = rl.RouterVM(out, disk, lab=lab, log_path=f"{work}/console-static.log")
+        vm.start()
+        vm.expect(r"netd: router ready", 120)
+        vm.login()
+        ev = broker.wait_event(lambda e: e["kind"] == "he-update" and e["auth_ok"], 90)
+        check("static WAN: the broker got the update with myip = the static address",
+              ev and ev["myip"] == "203.0.113.40" and ev["src"] == "203.0.113.40", ev or broker.events[-5:])
+        _, st = vm.run("netctl status")
+        check("static WAN: status shows it, and udhcpc does not run",
+              "eth0 static 203.0.113.40/24 router 203.0.113.1 dns 203.0.113.53" in st and "udhcpc" not in st, st)
+        ok = wait("SLAAC and the tunnel", lambda: lan_ping6(lab), 60, 1)
+        check("static WAN: the LAN client pings the internet host through the tunnel", ok)
+        ok, text = tcp6(lab)
+        check("static WAN: and opens a TCP connection over IPv6", ok, text)
+        ok = sh("ping", "-c", "1", "-W", "2", "203.0.113.1", ns=lab.lan, check=False).returncode == 0
+        check("static WAN: IPv4 from the LAN masqueraded to the static address", ok)
+        # A reload moves the static address: the broker is told, the tunnel follows.
+        start = len(broker.events)
+        vm.run("sed -i 's/203.0.113.40/203.0.113.41/' /data/etc/router.conf && netctl reload")
+        ev = broker.wait_event(lambda e: e["kind"] == "he-update" and e.get("myip") == "203.0.113.41", 60, start)
+        check("static WAN: after a reload to another static address the broker is told", ev, broker.events[start:])
+        ok = wait("LAN traffic again", lambda: lan_ping6(lab, wait_s=1), 60, 0.5)
+        _, addr = vm.run("ip -4 addr show dev eth0")
+        check("static WAN: ... traffic flows through the tunnel from the new address, the old one is gone",
+              ok and "203.0.113.41/24" in addr and "203.0.113.40/" not in addr, addr)
+        check("static WAN: clean poweroff", vm.poweroff() == 0)
+        vm = None
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        check(f"static WAN: test ran to the end ({e})", False)
+        if vm:
+            print(vm.console_tail(60))
+    finally:
+        if vm:
+            vm.kill()
+        if broker:
+            broker.stop()
+        for p in procs:
+            p.kill()
+        lab.destroy()
+
+
 def main():
     out = os.path.abspath(sys.argv[1])
-    modes = sys.argv[2:] or ["he", "heartbeat", "he-nat", "heartbeat-nat"]
+    modes = sys.argv[2:] or ["he", "heartbeat", "he-nat", "heartbeat-nat", "he-static"]
     work = tempfile.mkdtemp(prefix="tunnel-test-")
     figures = {}
     try:
@@ -622,7 +690,9 @@ def main():
         os.makedirs(certs)
         make_certs(certs)
         for mode in modes:
-            if mode.endswith("-nat"):
+            if mode == "he-static":
+                run_static(out, work, certs, figures)
+            elif mode.endswith("-nat"):
                 run_nat(mode[:-4], out, work, certs, figures)
             else:
                 run_mode(mode, out, work, certs, figures)
