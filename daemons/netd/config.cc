@@ -179,6 +179,9 @@ void read_dhcp(Reader& r, const toml::table& t, LanConfig& lan) {
         else if (!lan.ipv4.contains(*a))
             r.error(n, "lan.dhcp.range: " + s + " is outside the LAN subnet " + lan.ipv4.network().str() + "/" +
                            std::to_string(lan.ipv4.len));
+        else if (lan.ipv4.len <= 30 && (*a == lan.ipv4.network() ||
+                                        a->host_order == (lan.ipv4.network().host_order | ~lan.ipv4.netmask())))
+            r.error(n, "lan.dhcp.range: " + s + " is the LAN's network or broadcast address: no host can have it");
         else
             range.emplace_back(*a, n);
     });

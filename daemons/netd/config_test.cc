@@ -160,6 +160,24 @@ blocklist = ["0.0.0.0/0", "192.168.0.0/16", "0.0.0.0/8", "2001:db8::/32",
     EXPECT_EQ(r.errors.size(), 9u) << all;
 }
 
+TEST(Config, DhcpRangeEndsAreHosts) {
+    auto r = parse_config_text(R"([lan]
+device = "eth1"
+ipv4 = "192.168.7.1/24"
+[lan.dhcp]
+range = ["192.168.7.0", "192.168.7.255"]
+[wan]
+device = "eth0"
+)",
+                               "t.conf");
+    std::string all;
+    for (auto& e : r.errors) all += e.str() + "\n";
+    EXPECT_NE(all.find("t.conf:5:10: lan.dhcp.range: 192.168.7.0 is the LAN's network or broadcast address"),
+              std::string::npos) << all;
+    EXPECT_NE(all.find("t.conf:5:25: lan.dhcp.range: 192.168.7.255 is the LAN's network or broadcast address"),
+              std::string::npos) << all;
+}
+
 TEST(Config, StaticWanIsChecked) {
     auto ok = parse_config_text(R"([lan]
 device = "eth1"
