@@ -235,6 +235,34 @@ threading.Event().wait()
 """
 
 
+def start_servers(lab, procs):
+    """The internet host's TCP and UDP servers in the ISP namespace."""
+    srv = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, "-c", SERVERS, INET6, "203.0.113.1"],
+                           stdout=subprocess.PIPE, text=True)
+    procs.append(srv)
+    srv.stdout.readline()
+
+
+def boot_router(lab, out, work, certs, name, config_text):
+    """A data disk with config_text (and the broker's CA), the LAN client's IPv4, and the
+    router booted on them, logged in on its console."""
+    conf = f"{work}/router-{name}.conf"
+    with open(conf, "w") as f:
+        f.write(config_text)
+    disk = f"{work}/data-{name}.img"
+    sh(os.path.join(HERE, "..", "..", "image", "mkdata"), "--config", conf, "--authorized-keys",
+       os.path.join(out, "admin_key.pub"), "--file", f"{certs}/ca.pem:broker-ca.pem",
+       "--netd", os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"), "-o", disk)
+    # The LAN client: SLAAC from the router's RAs, static IPv4.
+    for c in [("addr", "add", "192.168.7.10/24", "dev", "eth0"), ("route", "add", "default", "via", "192.168.7.1")]:
+        sh("ip", *c, ns=lab.lan)
+    vm = rl.RouterVM(out, disk, lab=lab, log_path=f"{work}/console-{name}.log")
+    vm.start()
+    vm.expect(r"netd: router ready", 120)
+    vm.login()
+    return vm
+
+
 def run_mode(mode, out, work, certs, figures):
     print(f"=== mode {mode} ===", flush=True)
     lab = rl.Lab(f"tn{mode[:2]}").create()
@@ -243,25 +271,9 @@ def run_mode(mode, out, work, certs, figures):
     procs = []
     try:
         broker, dns, procs = setup_isp(lab, work, certs, mode)
-        srv = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, "-c", SERVERS, INET6, "203.0.113.1"],
-                               stdout=subprocess.PIPE, text=True)
-        procs.append(srv)
-        srv.stdout.readline()
+        start_servers(lab, procs)
         dhcp = start_dhcp(lab, work, "203.0.113.10")
-        conf = f"{work}/router-{mode}.conf"
-        with open(conf, "w") as f:
-            f.write(CONFIG + MODES[mode])
-        disk = f"{work}/data-{mode}.img"
-        sh(os.path.join(HERE, "..", "..", "image", "mkdata"), "--config", conf, "--authorized-keys",
-           os.path.join(out, "admin_key.pub"), "--file", f"{certs}/ca.pem:broker-ca.pem",
-           "--netd", os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"), "-o", disk)
-        # The LAN client: SLAAC from the router's RAs, static IPv4.
-        for c in [("addr", "add", "192.168.7.10/24", "dev", "eth0"), ("route", "add", "default", "via", "192.168.7.1")]:
-            sh("ip", *c, ns=lab.lan)
-        vm = rl.RouterVM(out, disk, lab=lab, log_path=f"{work}/console-{mode}.log")
-        vm.start()
-        vm.expect(r"netd: router ready", 120)
-        vm.login()
+        vm = boot_router(lab, out, work, certs, mode, CONFIG + MODES[mode])
 
         start = len(broker.events)
         if mode == "he":
@@ -528,10 +540,7 @@ def run_nat(mode, out, work, certs, figures):
         # At first the home router drops protocol 41 from outside (as some do).
         sh("nft", "add rule ip home fw iifname up0 ip protocol 41 counter drop", ns=home)
         broker, dns, procs = setup_isp(lab, work, certs, mode)
-        srv = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, "-c", SERVERS, INET6, "203.0.113.1"],
-                               stdout=subprocess.PIPE, text=True)
-        procs.append(srv)
-        srv.stdout.readline()
+        start_servers(lab, procs)
         cfg = {"ifname": "eth0", "server_ip": "192.168.1.1", "offer_ip": "192.168.1.10", "nak_others": False,
                "options": {"1": "ffffff00", "3": "c0a80101", "6": "cb007135", "42": "cb00717b", "51": "00000e10"}}
         with open(f"{work}/dhcp-home.json", "w") as f:
@@ -539,19 +548,8 @@ def run_nat(mode, out, work, certs, figures):
         dhcp = subprocess.Popen(["ip", "netns", "exec", home, sys.executable,
                                  os.path.join(HERE, "..", "lib", "dhcpserver.py"), f"{work}/dhcp-home.json"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        conf = f"{work}/router-{mode}-nat.conf"
-        with open(conf, "w") as f:
-            f.write(CONFIG + MODES[mode] + ("sender = true\n" if mode == "heartbeat" else ""))
-        disk = f"{work}/data-{mode}-nat.img"
-        sh(os.path.join(HERE, "..", "..", "image", "mkdata"), "--config", conf, "--authorized-keys",
-           os.path.join(out, "admin_key.pub"), "--file", f"{certs}/ca.pem:broker-ca.pem",
-           "--netd", os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"), "-o", disk)
-        for c in [("addr", "add", "192.168.7.10/24", "dev", "eth0"), ("route", "add", "default", "via", "192.168.7.1")]:
-            sh("ip", *c, ns=lab.lan)
-        vm = rl.RouterVM(out, disk, lab=lab, log_path=f"{work}/console-{mode}-nat.log")
-        vm.start()
-        vm.expect(r"netd: router ready", 120)
-        vm.login()
+        vm = boot_router(lab, out, work, certs, f"{mode}-nat",
+                         CONFIG + MODES[mode] + ("sender = true\n" if mode == "heartbeat" else ""))
 
         def tunnel_json():
             try:
@@ -621,26 +619,11 @@ def run_static(out, work, certs, figures):
     procs = []
     try:
         broker, dns, procs = setup_isp(lab, work, certs, "he")
-        srv = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, "-c", SERVERS, INET6, "203.0.113.1"],
-                               stdout=subprocess.PIPE, text=True)
-        procs.append(srv)
-        srv.stdout.readline()
+        start_servers(lab, procs)
         static = CONFIG.replace('[wan]\nmac = "52:54:00:12:34:01"\n',
                                 '[wan]\nmac = "52:54:00:12:34:01"\nipv4 = "203.0.113.40/24"\ngateway = "203.0.113.1"\n'
                                 'dns = ["203.0.113.53"]\n')
-        conf = f"{work}/router-static.conf"
-        with open(conf, "w") as f:
-            f.write(static + MODES["he"])
-        disk = f"{work}/data-static.img"
-        sh(os.path.join(HERE, "..", "..", "image", "mkdata"), "--config", conf, "--authorized-keys",
-           os.path.join(out, "admin_key.pub"), "--file", f"{certs}/ca.pem:broker-ca.pem",
-           "--netd", os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"), "-o", disk)
-        for c in [("addr", "add", "192.168.7.10/24", "dev", "eth0"), ("route", "add", "default", "via", "192.168.7.1")]:
-            sh("ip", *c, ns=lab.lan)
-        vm = rl.RouterVM(out, disk, lab=lab, log_path=f"{work}/console-static.log")
-        vm.start()
-        vm.expect(r"netd: router ready", 120)
-        vm.login()
+        vm = boot_router(lab, out, work, certs, "static", static + MODES["he"])
         ev = broker.wait_event(lambda e: e["kind"] == "he-update" and e["auth_ok"], 90)
         check("static WAN: the broker got the update with myip = the static address",
               ev and ev["myip"] == "203.0.113.40" and ev["src"] == "203.0.113.40", ev or broker.events[-5:])
