@@ -193,6 +193,12 @@ Status Daemon::apply_config(const Config& c) {
         if (auto w = resolve_link(*links, c.wan.interface); w && w->name != wan_.ifname()) lease.reset();
     if (auto st = transition(c, lease); !st) return st;
     wan_.set_link(current_->wan_if);
+    if (c.wan.ipv4 && wan_.lease()) {
+        // udhcpc has stopped: its lease is over, and must not come back when DHCP does (a
+        // fresh boot on the DHCP file would start without one).
+        wan_.commit({});
+        unlink(lease_record(opts_.paths).c_str());
+    }
     return Ok{};
 }
 

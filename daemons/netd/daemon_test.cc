@@ -160,6 +160,27 @@ TEST(Daemon, StaticWanIsAppliedLikeALease) {
     EXPECT_FALSE(f.has_addr("eth0", "198.51.100.99/24"));
 }
 
+// DHCP -> static -> DHCP by reload: the old lease does not come back with DHCP.
+TEST(Daemon, ALeaseEndsWhenTheWanBecomesStatic) {
+    Fixture f;
+    f.start(kBaseConfig);
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    EXPECT_TRUE(f.has_addr("eth0", "198.51.100.10/24"));
+    std::string c = kBaseConfig;
+    c.replace(c.find("[wan]\nmac = \"52:54:00:12:34:01\"\n"), 31,
+              "[wan]\nmac = \"52:54:00:12:34:01\"\nipv4 = \"203.0.113.40/24\"\ngateway = \"203.0.113.1\"\n");
+    f.write(c);
+    ASSERT_TRUE(f.ctl({"reload"}).ok);
+    EXPECT_TRUE(f.has_addr("eth0", "203.0.113.40/24"));
+    EXPECT_FALSE(f.has_addr("eth0", "198.51.100.10/24"));
+    f.write(kBaseConfig);
+    ASSERT_TRUE(f.ctl({"reload"}).ok);
+    EXPECT_FALSE(f.has_addr("eth0", "203.0.113.40/24"));
+    EXPECT_FALSE(f.has_addr("eth0", "198.51.100.10/24")) << "no stale lease";
+    f.restart();  // nor after a netd restart (the lease record is gone)
+    EXPECT_FALSE(f.has_addr("eth0", "198.51.100.10/24"));
+}
+
 // Behind a NAT whose router does not forward protocol 41, packets go into the tunnel and none
 // come back: status says what is missing, and the warning goes once something comes back.
 TEST(Daemon, StatusSaysWhenNoProtocol41ComesBack) {
