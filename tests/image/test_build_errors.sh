@@ -105,8 +105,13 @@ cp "$cfg" "$work/cfg.conf"
 cp "$work/k.pub" "$work/ca.pem"
 chmod 0755 "$work"
 chmod 0644 "$work/cfg.conf" "$work/k.pub" "$work/ca.pem"
-mk=("$top/image/mkdata" --netd "$netd" --config "$work/cfg.conf" --authorized-keys "$work/k.pub" --file "$work/ca.pem:ca.pem"
-    --console-password-hash "$hash" -o "$work/owned/d.img")
+# The checkout may sit in a directory only root can enter (CI clones into `mktemp -d`): nobody
+# runs copies of mkdata and netd.
+mkdir -p "$work/bin"
+cp "$top/image/mkdata" "$netd" "$work/bin/"
+chmod 0755 "$work/bin" "$work/bin/mkdata" "$work/bin/$(basename "$netd")"
+mk=("$work/bin/mkdata" --netd "$work/bin/$(basename "$netd")" --config "$work/cfg.conf" --authorized-keys "$work/k.pub"
+    --file "$work/ca.pem:ca.pem" --console-password-hash "$hash" -o "$work/owned/d.img")
 mkdir -p "$work/owned"
 if [ "$(id -u)" = 0 ]; then
     chown nobody "$work/owned"
@@ -115,7 +120,7 @@ else
     run=("${mk[@]}")
 fi
 modes=
-if "${run[@]}" >/dev/null; then
+if "${run[@]}" >/dev/null 2>"$work/mkdata.err"; then
     for f in /etc /etc/router.conf /etc/hostname /etc/ca.pem /etc/console-password-hash /ssh /ssh/authorized_keys; do
         modes+=$(debugfs -R "stat $f" "$work/owned/d.img" 2>/dev/null |
                  sed -nE 's/.*Mode: +([0-7]+).*/\1/p; s/^User: +([0-9]+) +Group: +([0-9]+).*/ \1:\2/p' | tr -d '\n')" $f;"
@@ -128,7 +133,7 @@ if [ "$modes" = "$want" ] &&
     echo "PASS: mkdata: credentials root's alone (0700/0600, uid 0) whoever ran it; the console hash stored"
     pass=$((pass + 1))
 else
-    echo "FAIL: mkdata modes and owners: got '$modes'"; fail=$((fail + 1))
+    echo "FAIL: mkdata modes and owners: got '$modes'"; sed 's/^/    /' "$work/mkdata.err"; fail=$((fail + 1))
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
