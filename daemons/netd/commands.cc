@@ -30,7 +30,8 @@ constexpr std::array kCommands = {
     Command{"tunnel-update", "", "tell the tunnel broker the WAN address again now (also after a\n"
                                  "                     'badauth' stopped the updates)",
             "Sends the Hurricane Electric endpoint update or the heartbeat at once,\n"
-            "forgetting earlier failures.\n",
+            "forgetting earlier failures. With SixXS TIC, also logs in to TIC again when\n"
+            "the last contact brought no parameters (at most 5 logins in an hour).\n",
             0, 0, false},
     Command{"dhcp-event", "ACTION", "(for the udhcpc hook script) hand a lease event and the\n"
                                     "                     environment udhcpc set to netd, which checks every value",
@@ -40,6 +41,14 @@ constexpr std::array kCommands = {
             "ntpsrv, serverid, message) from the environment to netd, which validates them and\n"
             "rejects a malformed event whole; a lease the kernel refuses is rolled back.\n"
             "Exit status 1 when netd rejected it.\n",
+            1, 1, true},
+    Command{"dhcp6-event", "REASON", "(for the dhcpcd hook script) hand a DHCPv6 prefix delegation\n"
+                                     "                     event to netd, which checks every value",
+            "Called by /etc/netd/dhcpcd-hook (dhcpcd -c) with dhcpcd's REASON (BOUND6, RENEW6,\n"
+            "REBIND6, REBOOT6, EXPIRE6, RELEASE6, STOP6, ...). Sends REASON, interface,\n"
+            "new_dhcp6_name_servers and the delegated prefixes (new_dhcp6_ia_pd*_prefix* with\n"
+            "_length, _pltime, _vltime) from the environment to netd, which validates them and\n"
+            "rejects a malformed event whole. Exit status 1 when netd rejected it.\n",
             1, 1, true},
     Command{"ntp-event", "ACTION", "(for ntpd's -S hook) report the clock's synchronisation",
             "Called by /etc/netd/ntpd-hook (ntpd -S) with step, stratum, periodic or unsync\n"

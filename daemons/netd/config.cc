@@ -311,7 +311,7 @@ void read_wan(Reader& r, const toml::table& t, Config& c) {
 }
 
 void read_lan(Reader& r, const toml::table& t, Config& c) {
-    r.only_keys(t, "[lan]", {"device", "mac", "ipv4", "ipv6_prefixes", "domain", "dhcp"});
+    r.only_keys(t, "[lan]", {"device", "mac", "ipv4", "ipv6_prefixes", "domain", "dhcp", "subnet_id"});
     c.lan.interface = r.interface(t, "lan");
     if (auto v = r.string(t, "ipv4", "lan.ipv4", true)) {
         auto cidr = Ipv4Cidr::parse(*v);
@@ -333,6 +333,7 @@ void read_lan(Reader& r, const toml::table& t, Config& c) {
         else
             c.lan.ipv6_prefixes.push_back(*p);
     });
+    if (auto v = r.integer(t, "subnet_id", "lan.subnet_id", 0, 0xffffffff)) c.lan.subnet_id = static_cast<uint32_t>(*v);
     if (auto v = r.string(t, "domain", "lan.domain", false)) {
         if (is_valid_domain_name(*v))
             c.lan.domain = *v;
@@ -343,6 +344,30 @@ void read_lan(Reader& r, const toml::table& t, Config& c) {
     else if (c.lan.ipv4.len > 0) {
         toml::table empty;
         read_dhcp(r, empty, c.lan);
+    }
+}
+
+// [ipv6]: where the LAN's IPv6 comes from. Checked against [tunnel] once both are read.
+void read_ipv6(Reader& r, const toml::table& t, Config& c, bool have_tunnel) {
+    r.only_keys(t, "[ipv6]", {"uplink", "native_wait"});
+    if (auto v = r.string(t, "uplink", "ipv6.uplink", true)) {
+        if (*v == "tunnel")
+            c.ipv6.uplink = Uplink6::tunnel;
+        else if (*v == "native")
+            c.ipv6.uplink = Uplink6::native;
+        else if (*v == "auto")
+            c.ipv6.uplink = Uplink6::auto_;
+        else
+            r.error(r.node(t, "uplink"), "ipv6.uplink: '" + *v + "' is not auto, native or tunnel");
+        if (!have_tunnel && (c.ipv6.uplink == Uplink6::tunnel || c.ipv6.uplink == Uplink6::auto_))
+            r.error(r.node(t, "uplink"), "ipv6.uplink: \"" + *v + "\" needs a [tunnel]");
+        if (have_tunnel && c.ipv6.uplink == Uplink6::native)
+            r.error(r.node(t, "uplink"), "ipv6.uplink: \"native\" never uses the [tunnel]: remove it, or use \"auto\"");
+    }
+    if (auto v = r.integer(t, "native_wait", "ipv6.native_wait", 5, 600)) {
+        c.ipv6.native_wait = static_cast<unsigned>(*v);
+        if (c.ipv6.uplink != Uplink6::auto_)
+            r.error(r.node(t, "native_wait"), "ipv6.native_wait: only for uplink = \"auto\"");
     }
 }
 
@@ -526,11 +551,74 @@ void read_firewall(Reader& r, const toml::table& t, Config& c) {
     });
 }
 
+// A [tunnel] credential or id: it goes into an HTTP query or a TIC line, so printable, no
+// spaces, no ':' '"' '\\'.
+void tunnel_token(Reader& r, const toml::table& t, const char* key, std::string& out, bool required, size_t max) {
+    auto v = r.string(t, key, std::string("tunnel.") + key, required);
+    if (!v) return;
+    bool ok = !v->empty() && v->size() <= max;
+    for (char ch : *v) ok = ok && ch > ' ' && ch < 0x7f && ch != ':' && ch != '"' && ch != '\\';
+    if (!ok)
+        r.error(r.node(t, key), std::string("tunnel.") + key + ": expected 1.." + std::to_string(max) +
+                                    " printable characters without spaces, ':', '\"' or '\\'");
+    else
+        out = *v;
+}
+
+// ---- [tunnel] with SixXS TIC (tic.h) ----
+// heartbeat: tic_server, tic_username, tic_password and tunnel_id instead of the parameters
+// TIC gives (remote, local_ipv6, remote_ipv6, password, interval, mtu). Returns whether the
+// table uses TIC; reports what is missing, malformed or given twice.
+bool read_tunnel_tic(Reader& r, const toml::table& t, TunnelConfig& tu) {
+    static const char* const tic_keys[] = {"tic_server", "tic_username", "tic_password"};
+    bool any = false;
+    for (const char* k : tic_keys) any = any || r.node(t, k);
+    if (!any) return false;
+    if (tu.mode != TunnelMode::heartbeat) {
+        for (const char* k : tic_keys)
+            if (r.node(t, k)) r.error(r.node(t, k), std::string("tunnel.") + k + ": only for mode = \"heartbeat\"");
+        return false;
+    }
+    if (auto v = r.string(t, "tic_server", "tunnel.tic_server", true)) {
+        // "host" or "host:port": an IPv4 address or a host name (not one ending in a number).
+        std::string host = *v;
+        bool ok = true;
+        if (auto colon = v->rfind(':'); colon != std::string::npos) {
+            host = v->substr(0, colon);
+            std::string port = v->substr(colon + 1);
+            ok = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos &&
+                 std::stoul(port) >= 1 && std::stoul(port) <= 65535;
+        }
+        auto a = Ipv4Addr::parse(host);
+        std::string last = host.substr(host.rfind('.') == std::string::npos ? 0 : host.rfind('.') + 1);
+        if (a)
+            ok = ok && is_unicast_host(*a);
+        else
+            ok = ok && is_valid_domain_name(host) && !last.empty() &&
+                 last.find_first_not_of("0123456789") != std::string::npos;
+        if (!ok)
+            r.error(r.node(t, "tic_server"), "tunnel.tic_server: '" + *v +
+                                                 "' is not \"host\" or \"host:port\" (an IPv4 address or a host name)");
+        else
+            tu.tic_server = *v;
+    }
+    auto token = [&](const char* key, std::string& out, size_t max) { tunnel_token(r, t, key, out, true, max); };
+    token("tic_username", tu.tic_username, 64);
+    token("tic_password", tu.tic_password, 128);
+    for (const char* k : {"remote", "local_ipv6", "remote_ipv6", "password", "interval", "mtu"})
+        if (r.node(t, k))
+            r.error(r.node(t, k), std::string("tunnel.") + k + ": not with tic_server: TIC gives the tunnel's " +
+                                      "parameters (remove either)");
+    return true;
+}
+// ---- end of [tunnel] with TIC ----
+
 // [tunnel]: one 6in4 tunnel. Credentials are checked for syntax only (they go into an HTTP
 // header and a hash, never into a shell or a file).
 void read_tunnel(Reader& r, const toml::table& t, Config& c) {
     r.only_keys(t, "[tunnel]", {"mode", "remote", "local_ipv6", "remote_ipv6", "mtu", "tunnel_id", "username",
-                                "update_key", "update_url", "ca_file", "password", "interval", "sender"});
+                                "update_key", "update_url", "ca_file", "password", "interval", "sender",
+                                "tic_server", "tic_username", "tic_password"});
     auto& tu = c.tunnel;
     auto mode = r.string(t, "mode", "tunnel.mode", true);
     if (!mode) return;
@@ -544,14 +632,15 @@ void read_tunnel(Reader& r, const toml::table& t, Config& c) {
         r.error(r.node(t, "mode"), "tunnel.mode: '" + *mode + "' is not he, heartbeat or static");
         return;
     }
-    if (auto v = r.string(t, "remote", "tunnel.remote", true)) {
+    const bool tic = read_tunnel_tic(r, t, tu);   // then remote and local_ipv6 come from TIC
+    if (auto v = r.string(t, "remote", "tunnel.remote", !tic)) {
         auto a = Ipv4Addr::parse(*v);
         if (!a || !is_unicast_host(*a))
             r.error(r.node(t, "remote"), "tunnel.remote: '" + *v + "' is not a unicast IPv4 address");
         else
             tu.remote = *a;
     }
-    if (auto v = r.string(t, "local_ipv6", "tunnel.local_ipv6", true)) {
+    if (auto v = r.string(t, "local_ipv6", "tunnel.local_ipv6", !tic)) {
         auto slash = v->find('/');
         auto a = Ipv6Addr::parse(v->substr(0, slash));
         int len = 64;
@@ -581,21 +670,13 @@ void read_tunnel(Reader& r, const toml::table& t, Config& c) {
     }
     if (auto v = r.integer(t, "mtu", "tunnel.mtu", 1280, 1480)) tu.mtu = static_cast<unsigned>(*v);
     auto token = [&](const char* key, std::string& out, bool required, size_t max) {
-        auto v = r.string(t, key, std::string("tunnel.") + key, required);
-        if (!v) return;
-        bool ok = !v->empty() && v->size() <= max;
-        for (char ch : *v) ok = ok && ch > ' ' && ch < 0x7f && ch != ':' && ch != '"' && ch != '\\';
-        if (!ok)
-            r.error(r.node(t, key), std::string("tunnel.") + key + ": expected 1.." + std::to_string(max) +
-                                        " printable characters without spaces, ':', '\"' or '\\'");
-        else
-            out = *v;
+        tunnel_token(r, t, key, out, required, max);
     };
     bool he = tu.mode == TunnelMode::he, hb = tu.mode == TunnelMode::heartbeat;
-    token("tunnel_id", tu.tunnel_id, he, 64);
+    token("tunnel_id", tu.tunnel_id, he || tic, 64);
     token("username", tu.username, he, 128);
     token("update_key", tu.update_key, he, 128);
-    token("password", tu.password, hb, 128);
+    token("password", tu.password, hb && !tic, 128);
     if (auto v = r.string(t, "update_url", "tunnel.update_url", false)) {
         bool ok = v->rfind("https://", 0) == 0 && v->size() > 8 && v->size() < 512;
         for (char ch : *v) ok = ok && ch > ' ' && ch < 0x7f && ch != '?' && ch != '#' && ch != '"';
@@ -614,7 +695,9 @@ void read_tunnel(Reader& r, const toml::table& t, Config& c) {
     if (auto v = r.boolean(t, "sender", "tunnel.sender")) tu.sender = *v;
     if (!he)
         for (const char* k : {"tunnel_id", "username", "update_key", "update_url", "ca_file"})
-            if (r.node(t, k)) r.error(r.node(t, k), std::string("tunnel.") + k + ": only for mode = \"he\"");
+            if (r.node(t, k) && !(tic && std::string(k) == "tunnel_id"))
+                r.error(r.node(t, k), std::string("tunnel.") + k + ": only for mode = \"he\"" +
+                                          (hb && std::string(k) == "tunnel_id" ? " (or heartbeat with tic_server)" : ""));
     if (!hb)
         for (const char* k : {"password", "interval", "sender"})
             if (r.node(t, k)) r.error(r.node(t, k), std::string("tunnel.") + k + ": only for mode = \"heartbeat\"");
@@ -628,6 +711,16 @@ const char* to_string(TunnelMode m) {
         case TunnelMode::he: return "he";
         case TunnelMode::heartbeat: return "heartbeat";
         case TunnelMode::static_: return "static";
+    }
+    return "?";
+}
+
+const char* to_string(Uplink6 u) {
+    switch (u) {
+        case Uplink6::unset: return "unset";
+        case Uplink6::tunnel: return "tunnel";
+        case Uplink6::native: return "native";
+        case Uplink6::auto_: return "auto";
     }
     return "?";
 }
@@ -682,7 +775,7 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     Reader r(path, res.errors);
     Config c;
     c.path = path;
-    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall", "tunnel"});
+    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall", "tunnel", "ipv6"});
     if (auto* t = r.table(root, "lan", "lan", true)) read_lan(r, *t, c);
     if (auto* t = r.table(root, "wan", "wan", true)) read_wan(r, *t, c);
     if (auto* t = r.table(root, "dns", "dns", false)) read_dns(r, *t, c);
@@ -691,6 +784,7 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     // After [lan] and [ssh]: openings are checked against both.
     if (auto* t = r.table(root, "firewall", "firewall", false)) read_firewall(r, *t, c);
     if (auto* t = r.table(root, "tunnel", "tunnel", false)) read_tunnel(r, *t, c);
+    if (auto* t = r.table(root, "ipv6", "ipv6", false)) read_ipv6(r, *t, c, root.get("tunnel") != nullptr);
 
     if (res.errors.empty()) {
         const auto& a = c.lan.interface;

@@ -44,6 +44,8 @@ struct LanConfig {
     std::vector<Ipv6Prefix> ipv6_prefixes;  // /64s announced for SLAAC; router is ::1 in each
     std::string domain = "lan";
     DhcpConfig dhcp;
+    // With native IPv6: which /64 of the delegated prefix this LAN takes (OpenWrt's ip6hint).
+    uint32_t subnet_id = 0;
     bool operator==(const LanConfig&) const = default;
 };
 
@@ -126,7 +128,25 @@ struct TunnelConfig {
     std::string password;
     unsigned interval = 60;
     bool sender = false;           // "sender" instead of the local IPv4 (behind NAT)
+    // heartbeat with SixXS TIC (tic.h): the parameters above come from the broker; with
+    // tunnel_id. Empty tic_server: not used.
+    std::string tic_server, tic_username, tic_password;
     bool operator==(const TunnelConfig&) const = default;
+};
+
+// Where the LAN's IPv6 comes from: see CONFIG.md [ipv6].
+enum class Uplink6 {
+    unset,    // no [ipv6]: the tunnel when there is one, else none (as before [ipv6] existed)
+    tunnel,   // the 6in4 tunnel only
+    native,   // the ISP's IPv6: DHCPv6 prefix delegation on the WAN, the ISP's RAs
+    auto_,    // native when a prefix is delegated, the tunnel otherwise
+};
+const char* to_string(Uplink6 u);
+
+struct Ipv6Config {
+    Uplink6 uplink = Uplink6::unset;
+    unsigned native_wait = 30;   // auto: seconds to wait for a delegation before the tunnel
+    bool operator==(const Ipv6Config&) const = default;
 };
 
 struct Config {
@@ -138,6 +158,7 @@ struct Config {
     SshConfig ssh;
     FirewallConfig firewall;
     TunnelConfig tunnel;
+    Ipv6Config ipv6;
 };
 
 struct ConfigError {

@@ -258,5 +258,39 @@ TEST(Config, RejectsInconsistentValues) {
     }
 }
 
+
+TEST(Config, Ipv6Uplink) {
+    const std::string tunnel = "[tunnel]\nmode = \"static\"\nremote = \"192.0.2.1\"\nlocal_ipv6 = \"2001:db8:ff::2/64\"\n";
+    std::string with_id = kMinimal;
+    with_id.insert(with_id.find("[wan]"), "subnet_id = 3\n");
+    auto r = parse_config_text(with_id + tunnel + "[ipv6]\nuplink = \"auto\"\nnative_wait = 20\n", "t.conf");
+    ASSERT_TRUE(r.config) << errors_of(r);
+    EXPECT_EQ(r.config->ipv6.uplink, Uplink6::auto_);
+    EXPECT_EQ(r.config->ipv6.native_wait, 20u);
+    r = parse_config_text(std::string(kMinimal) + "[ipv6]\nuplink = \"native\"\n", "t.conf");
+    ASSERT_TRUE(r.config) << errors_of(r);
+    EXPECT_EQ(r.config->ipv6.uplink, Uplink6::native);
+    EXPECT_EQ(parse_config_text(kMinimal, "t.conf").config->ipv6.uplink, Uplink6::unset);
+
+    struct Case {
+        std::string text, expect;
+    };
+    for (const Case& c : std::vector<Case>{
+             {"[ipv6]\nuplink = \"auto\"\n", "t.conf:8:10: ipv6.uplink: \"auto\" needs a [tunnel]"},
+             {"[ipv6]\nuplink = \"tunnel\"\n", "needs a [tunnel]"},
+             {tunnel + "[ipv6]\nuplink = \"native\"\n", "never uses the [tunnel]"},
+             {"[ipv6]\nuplink = \"dhcp\"\n", "is not auto, native or tunnel"},
+             {"[ipv6]\nuplink = \"native\"\nnative_wait = 20\n", "only for uplink = \"auto\""},
+             {tunnel + "[ipv6]\nuplink = \"auto\"\nnative_wait = 1\n", "native_wait"},
+             {"[ipv6]\nuplink = \"native\"\nprefix = 1\n", "prefix"},
+         }) {
+        auto res = parse_config_text(std::string(kMinimal) + c.text, "t.conf");
+        EXPECT_FALSE(res.config) << c.text;
+        EXPECT_NE(errors_of(res).find(c.expect), std::string::npos) << errors_of(res);
+    }
+    auto bad = parse_config_text(std::string(kMinimal).replace(std::string(kMinimal).find("[wan]"), 0, "subnet_id = -1\n"), "t.conf");
+    EXPECT_NE(errors_of(bad).find("lan.subnet_id"), std::string::npos) << errors_of(bad);
+}
+
 }  // namespace
 }  // namespace netd

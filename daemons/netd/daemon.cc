@@ -55,6 +55,20 @@ Daemon::Daemon(Kernel& k, ServiceControl& sup, Scheduler& sched, UpdateRunner& u
 // it accepted and the configuration it ran.
 static std::string lease_record(const Paths& p) { return p.run_dir + "/wan.event"; }
 static std::string running_record(const Paths& p) { return p.run_dir + "/running.conf"; }
+// The last DHCPv6 event with a delegation netd accepted (dhcpcd, adopted, reports again only
+// at its next renewal).
+static std::string dhcp6_record(const Paths& p) { return p.run_dir + "/dhcp6.event"; }
+
+static std::vector<std::string> split_nul(const std::string& rec) {
+    std::vector<std::string> args;
+    for (size_t pos = 0; pos < rec.size();) {
+        size_t end = rec.find('\0', pos);
+        if (end == std::string::npos) end = rec.size();
+        args.push_back(rec.substr(pos, end - pos));
+        pos = end + 1;
+    }
+    return args;
+}
 
 void Daemon::start() {
     mkdir(opts_.paths.run_dir.c_str(), 0755);
@@ -65,14 +79,7 @@ void Daemon::start() {
     // accepted event is checked again like a new one and is part of the first desired state.
     std::string rec = read_file(lease_record(opts_.paths));
     if (!rec.empty()) {
-        std::vector<std::string> args;
-        for (size_t pos = 0; pos < rec.size();) {
-            size_t end = rec.find('\0', pos);
-            if (end == std::string::npos) end = rec.size();
-            args.push_back(rec.substr(pos, end - pos));
-            pos = end + 1;
-        }
-        if (auto ev = parse_dhcp_event(args); ev && ev->lease) {
+        if (auto ev = parse_dhcp_event(split_nul(rec)); ev && ev->lease) {
             wan_.set_link(ev->interface);
             wan_.commit(wan_.next(*ev, std::chrono::steady_clock::now()));
             syslog(LOG_INFO, "wan: restored the lease udhcpc holds: %s", ev->lease->address.str().c_str());
@@ -80,9 +87,23 @@ void Daemon::start() {
             syslog(LOG_WARNING, "wan: the recorded lease is not valid: ignored");
         }
     }
+    // The same for the delegation dhcpcd holds; its lifetimes count from when it was recorded.
+    std::string rec6 = read_file(dhcp6_record(opts_.paths));
+    if (!rec6.empty()) {
+        struct stat st {};
+        auto ev = parse_dhcp6_event(split_nul(rec6));
+        if (ev && ev->kind == Dhcp6Kind::lease && !ev->prefixes.empty() && stat(dhcp6_record(opts_.paths).c_str(), &st) == 0) {
+            auto age = std::chrono::seconds(std::max<int64_t>(0, time(nullptr) - st.st_mtime));
+            native6_.restore({ev->prefixes, ev->dns, std::chrono::steady_clock::now() - age, ev->reason});
+            syslog(LOG_INFO, "ipv6: restored the delegation dhcpcd holds: %s", ev->prefixes.front().prefix.str().c_str());
+        } else {
+            syslog(LOG_WARNING, "ipv6: the recorded DHCPv6 event is not valid: ignored");
+        }
+    }
     // The state a previous netd converged on is the rollback target until this one has its own.
     auto prev = load_config(running_record(opts_.paths));
     if (prev.config) {
+        tic_cached(*prev.config);   // [tunnel] with TIC: what the previous netd most likely ran
         if (auto links = kernel_.links())
             if (auto d = desired_state(*prev.config, *links, wan_.lease(), opts_.paths)) current_ = std::move(*d);
     }
@@ -92,6 +113,7 @@ void Daemon::start() {
         syslog(LOG_WARNING, "%s cannot be applied: converging on the configuration the previous netd ran",
                opts_.config_path.c_str());
         std::string err = last_error_;
+        tic_configure(*prev.config);
         if (apply_config(*prev.config)) {
             running_ = prev.config;
             follow_tunnel(*running_, false);
@@ -101,10 +123,25 @@ void Daemon::start() {
 }
 
 Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease) {
+    return transition(c, lease, native6_.facts(c, std::chrono::steady_clock::now()));
+}
+
+void Daemon::schedule_ipv6(const Ipv6Facts& f6) {
+    ipv6_timer_ = {};
+    if (!f6.next_change) return;
+    auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(*f6.next_change - std::chrono::steady_clock::now());
+    ipv6_timer_ = sched_.after(std::max(delay, std::chrono::milliseconds(0)) + std::chrono::milliseconds(50), [this] {
+        if (!running_) return;
+        if (auto st = transition(*running_, wan_.lease()); !st)
+            syslog(LOG_ERR, "ipv6: the change the time brought was refused: %s", st.error().str().c_str());
+    });
+}
+
+Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease, const Ipv6Facts& f6) {
     auto t0 = std::chrono::steady_clock::now();
     auto links = kernel_.links();
     if (!links) return links.error();
-    auto want = desired_state(c, *links, lease, opts_.paths);
+    auto want = desired_state(c, *links, lease, opts_.paths, &f6);
     if (!want) return want.error();
     auto load_before = reconciler_.last_ruleset_load();
     Applied applied;
@@ -121,6 +158,23 @@ Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease
         for (auto& op : back.kernel) syslog(LOG_ERR, "  rollback: %s", op.c_str());
         last_transition_ = "REFUSED: " + msg;
         return Error{msg};
+    }
+    {
+        auto before = native6_.announced();
+        auto now = std::chrono::steady_clock::now();
+        auto used = native6_.status_json(c, now).value("in_use", std::string());
+        native6_.applied(f6, now);
+        if (used != to_string(f6.in_use))
+            syslog(LOG_NOTICE, "ipv6: uplink in use now %s (was %s): %s", to_string(f6.in_use), used.c_str(), f6.why.c_str());
+        if (before != f6.lan_prefixes || !f6.stale.empty()) {
+            std::string lan, dep;
+            for (auto& p : f6.lan_prefixes) lan += " " + p.str();
+            for (auto& p : f6.stale) dep += " " + p.str();
+            if (before != f6.lan_prefixes)
+                syslog(LOG_NOTICE, "ipv6: LAN prefixes now%s%s%s", lan.empty() ? " none" : lan.c_str(),
+                       dep.empty() ? "" : "; announced deprecated:", dep.c_str());
+        }
+        schedule_ipv6(f6);
     }
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
     for (auto& op : applied.kernel) syslog(LOG_INFO, "kernel: %s", op.c_str());
@@ -160,6 +214,7 @@ void Daemon::reload() {
         }
         return;
     }
+    tic_configure(*res.config);   // [tunnel] with TIC: the tunnel TIC gave, or none yet
     if (auto st = apply_config(*res.config); !st) {
         last_error_ = st.error().str() + "\n";
         syslog(LOG_ERR, "applying %s: %s", opts_.config_path.c_str(), last_error_.c_str());
@@ -191,6 +246,8 @@ Status Daemon::apply_config(const Config& c) {
     std::optional<DhcpLease> lease = wan_.lease();
     if (auto links = kernel_.links())
         if (auto w = resolve_link(*links, c.wan.interface); w && w->name != wan_.ifname()) lease.reset();
+    if (auto links = kernel_.links())
+        if (auto w = resolve_link(*links, c.wan.interface)) native6_.configure(c, w->name, std::chrono::steady_clock::now());
     if (auto st = transition(c, lease); !st) return st;
     wan_.set_link(current_->wan_if);
     if (c.wan.ipv4 && wan_.lease()) {
@@ -247,10 +304,51 @@ void Daemon::follow_tunnel(const Config& c, bool reloaded) {
         tunnel_->reload();
     }
     if (tunnel_) tunnel_->wan_changed(wan_address());
+    if (tic_) tic_->wan_changed(wan_address().has_value());
 }
+
+// ---- [tunnel] with SixXS TIC (tic.h) ----
+void Daemon::tic_configure(Config& c) {
+    auto s = tic_settings(c.tunnel);
+    if (!s && !tic_) return;
+    if (!tic_) {
+        tic_ = std::make_unique<TicClient>(TicClient::Deps{
+            sched_, updates_, opts_.state_dir, [] { return static_cast<int64_t>(time(nullptr)); },
+            [this] { tic_changed(); }});
+        tic_->clock_synced(clock_synced_);
+    }
+    tic_->configure(s);
+    if (s) c.tunnel = tic_->params() ? tic_tunnel(c.tunnel, *tic_->params()) : tic_pending_tunnel(c.tunnel);
+}
+
+void Daemon::tic_cached(Config& c) {
+    auto s = tic_settings(c.tunnel);
+    if (!s) return;
+    TicClient cache({sched_, updates_, opts_.state_dir, [] { return static_cast<int64_t>(time(nullptr)); }, {}});
+    auto p = cache.cached(*s);
+    c.tunnel = p ? tic_tunnel(c.tunnel, *p) : tic_pending_tunnel(c.tunnel);
+}
+
+void Daemon::tic_changed() {
+    // Only for the settings the running configuration names (a failed reload may have changed them).
+    if (!running_ || !tic_ || !tic_->active() || tic_settings(running_->tunnel) != tic_->settings()) return;
+    Config c = *running_;
+    c.tunnel = tic_->params() ? tic_tunnel(c.tunnel, *tic_->params()) : tic_pending_tunnel(c.tunnel);
+    if (c.tunnel == running_->tunnel) return;
+    if (auto st = transition(c, wan_.lease()); !st) {
+        syslog(LOG_ERR, "tic: the tunnel from TIC was refused: %s", st.error().str().c_str());
+        return;
+    }
+    running_->tunnel = c.tunnel;
+    syslog(LOG_NOTICE, "tic: tunnel %s: %s", c.tunnel.mode == TunnelMode::none ? "removed" : "set up from TIC",
+           last_transition_.c_str());
+    follow_tunnel(*running_, false);
+}
+// ---- end of [tunnel] with TIC ----
 
 void Daemon::stop(std::function<void()> done) {
     tunnel_.reset();
+    tic_.reset();
     sup_.stop_all(std::move(done));
 }
 
@@ -260,7 +358,7 @@ const std::map<std::string, Daemon::Handler>& Daemon::handlers() {
         {"status", &Daemon::cmd_status},         {"reload", &Daemon::cmd_reload},
         {"restart", &Daemon::cmd_restart},       {"firewall", &Daemon::cmd_firewall},
         {"tunnel-update", &Daemon::cmd_tunnel_update}, {"dhcp-event", &Daemon::dhcp_event},
-        {"ntp-event", &Daemon::ntp_event},
+        {"ntp-event", &Daemon::ntp_event},       {"dhcp6-event", &Daemon::dhcp6_event},
     };
     return h;
 }
@@ -294,9 +392,11 @@ ControlReply Daemon::cmd_firewall(const std::vector<std::string>&) {
 }
 
 ControlReply Daemon::cmd_tunnel_update(const std::vector<std::string>&) {
-    if (!tunnel_) return {false, "no tunnel configured\n"};
+    // With TIC: contacts TIC again if the last contact brought no parameters.
+    std::string tic = tic_ && tic_->active() ? "tic: " + tic_->retry_now() + "\n" : "";
+    if (!tunnel_) return {!tic.empty(), tic.empty() ? "no tunnel configured\n" : tic};
     tunnel_->retry_now();
-    return {true, "tunnel: update or heartbeat sent again\n"};
+    return {true, tic + "tunnel: update or heartbeat sent again\n"};
 }
 
 ControlReply Daemon::cmd_restart(const std::vector<std::string>& args) {
@@ -315,7 +415,57 @@ ControlReply Daemon::ntp_event(const std::vector<std::string>& args) {
     syslog(LOG_INFO, "ntp: %s (stratum %d): clock %s", args[1].c_str(), stratum,
            clock_synced_ ? "synchronised" : "not synchronised");
     if (tunnel_) tunnel_->clock_synced(clock_synced_);
+    if (tic_) tic_->clock_synced(clock_synced_);
     return {true, ""};
+}
+
+ControlReply Daemon::dhcp6_event(const std::vector<std::string>& args) {
+    std::vector<std::string> ev_args(args.begin() + 1, args.end());
+    auto ev = parse_dhcp6_event(ev_args);
+    std::string reason = ev_args.empty() ? "?" : ev_args[0].substr(0, 16);
+    for (char& ch : reason)
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))) ch = '?';
+    const bool client = running_ && (running_->ipv6.uplink == Uplink6::native || running_->ipv6.uplink == Uplink6::auto_);
+    if (ev && !client)
+        ev = Error{"no DHCPv6 client is configured ([ipv6] uplink is not native or auto)"};
+    else if (ev && current_ && ev->interface != current_->wan_if)
+        ev = Error{"interface '" + ev->interface + "' is not the WAN link " + current_->wan_if};
+    if (!ev) {
+        // Hostile or broken: nothing of it is applied.
+        syslog(LOG_WARNING, "ipv6: REJECTED %s event from dhcpcd: %s", reason.c_str(), ev.error().str().c_str());
+        native6_.note_rejected(reason + ": " + ev.error().str());
+        return {false, "rejected: " + ev.error().str() + "\n"};
+    }
+    if (ev->kind == Dhcp6Kind::other) return {true, reason + ": nothing to do\n"};
+    auto now = std::chrono::steady_clock::now();
+    auto next = native6_.next(*ev, now);
+    auto& cur = native6_.delegation();
+    bool same = next.has_value() == cur.has_value() &&
+                (!next || (next->prefixes == cur->prefixes && next->dns == cur->dns));
+    std::string what;
+    for (auto& p : ev->prefixes)
+        what += " " + p.prefix.str() + " (" + std::to_string(p.preferred) + "/" + std::to_string(p.valid) + " s)";
+    if (what.empty()) what = " no prefix";
+    if (!same) {
+        auto f6 = native6_.facts(*running_, next, now);
+        if (auto st = transition(*running_, wan_.lease(), f6); !st) {
+            native6_.note_rejected(reason + ": refused by the kernel: " + st.error().str());
+            return {false, "refused: " + st.error().str() + "\n"};
+        }
+    }
+    native6_.commit(next, reason + what, now);
+    if (next) {
+        std::string rec;
+        for (auto& a : ev_args) rec += a + std::string(1, '\0');
+        if (auto w = write_file_atomic(dhcp6_record(opts_.paths), rec, 0600); !w)
+            syslog(LOG_WARNING, "ipv6: cannot keep the delegation for a restart: %s", w.error().str().c_str());
+    } else {
+        unlink(dhcp6_record(opts_.paths).c_str());
+    }
+    if (same) schedule_ipv6(native6_.facts(*running_, now));   // the lifetimes start again
+    syslog(same ? LOG_INFO : LOG_NOTICE, "ipv6: %s from dhcpcd:%s%s", reason.c_str(), what.c_str(),
+           same ? ": nothing changed" : (": " + last_transition_).c_str());
+    return {true, reason + ":" + what + "\n"};
 }
 
 ControlReply Daemon::dhcp_event(const std::vector<std::string>& args) {
@@ -370,6 +520,7 @@ ControlReply Daemon::dhcp_event(const std::vector<std::string>& args) {
         syslog(LOG_NOTICE, "wan: address now %s", wan_.lease() ? wan_.lease()->address.str().c_str() : "none");
         if (wan_.lease()) wan_changed_at_ = std::chrono::steady_clock::now();
         if (tunnel_) tunnel_->wan_changed(wan_address());
+        if (tic_) tic_->wan_changed(wan_address().has_value());
     }
     return {true, std::string(to_string(ev->action)) + ": " + wan_.status_line() + "\n"};
 }
@@ -380,13 +531,20 @@ std::string Daemon::status_text() {
     if (!last_error_.empty()) o += last_error_;
     o += "last:     " + (last_transition_.empty() ? std::string("-") : last_transition_) + "\n";
     if (running_) {
-        o += "lan:      " + lan_summary(running_->lan, current_ ? current_->lan_if : "") + "\n";
+        LanConfig lan = running_->lan;
+        lan.ipv6_prefixes = native6_.announced();   // those of the uplink in use
+        o += "lan:      " + lan_summary(lan, current_ ? current_->lan_if : "") + "\n";
         o += "wan:      " + wan_status_line() + "\n";
     } else {
         o += "lan:      not configured\n";
     }
+    if (running_ && running_->ipv6.uplink != Uplink6::unset)
+        o += "ipv6:     " + native6_.status_text(*running_, std::chrono::steady_clock::now());
+    const bool tic = tic_ && tic_->active();
     o += "tunnel:   " + (tunnel_ ? tunnel_status_text(tunnel_->status(), tunnel_cfg_, wan_address(), tunnel_traffic())
+                         : tic   ? std::string("heartbeat ") + kTunnelIf + " waiting-for-tic (no tunnel until TIC gives its parameters)\n"
                                  : std::string("not configured\n"));
+    if (tic) o += "tic:      " + tic_status_text(tic_->status());
     bool fw = current_ && !current_->ruleset_text.empty();
     o += "firewall: " + (fw ? firewall_info_ : std::string("NOT LOADED (nothing is forwarded)")) + "\n";
     o += std::string("forward:  ") + (fw ? "on" : "off") + "\n";
@@ -413,7 +571,8 @@ std::string Daemon::status_json() {
     j["config"] = {{"path", opts_.config_path}, {"ok", last_error_.empty()}, {"error", last_error_}};
     j["last_transition"] = last_transition_;
     if (running_) {
-        auto& lan = running_->lan;
+        LanConfig lan = running_->lan;
+        lan.ipv6_prefixes = native6_.announced();
         j["lan"] = {{"interface", current_ ? current_->lan_if : ""},
                     {"ipv4", lan.ipv4.str()},
                     {"ipv6", lan_ipv6_addresses(lan)}};
@@ -424,8 +583,14 @@ std::string Daemon::status_json() {
             j["wan"]["address"] = l.address.str();
             j["wan"]["router"] = l.routers.empty() ? "" : l.routers.front().str();
         }
+        j["ipv6"] = native6_.status_json(*running_, std::chrono::steady_clock::now());
         j["tunnel"] = tunnel_ ? tunnel_status_json(tunnel_->status(), tunnel_cfg_, wan_address(), tunnel_traffic())
                               : json{{"mode", "none"}, {"state", to_string(TunnelState::not_configured)}, {"up", false}};
+        if (tic_ && tic_->active()) {
+            if (!tunnel_) j["tunnel"] = {{"mode", "heartbeat"}, {"state", "waiting-for-tic"}, {"up", false},
+                                         {"detail", "no tunnel until TIC gives its parameters"}};
+            j["tunnel"]["tic"] = tic_status_json(tic_->status());
+        }
     }
     bool fw = current_ && !current_->ruleset_text.empty();
     j["firewall"] = {{"loaded", fw}, {"info", firewall_info_}};

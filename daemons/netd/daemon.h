@@ -16,8 +16,10 @@
 #include "desired_state.h"
 #include "event_loop.h"
 #include "kernel.h"
+#include "native6.h"
 #include "reconcile.h"
 #include "supervisor.h"
+#include "tic.h"
 #include "tunnel.h"
 #include "wan.h"
 
@@ -26,6 +28,7 @@ namespace netd {
 struct DaemonOptions {
     std::string config_path = "/data/etc/router.conf";
     Paths paths;
+    std::string state_dir = "/data/state";   // persistent state (the TIC cache and login record)
 };
 
 class Daemon {
@@ -54,10 +57,21 @@ private:
     // Converges on (c, lease); on failure converges back on the previous state. The error
     // names what the kernel refused.
     Status transition(const Config& c, const std::optional<DhcpLease>& lease);
+    // The same with the LAN's IPv6 as given (a DHCPv6 event's candidate delegation).
+    Status transition(const Config& c, const std::optional<DhcpLease>& lease, const Ipv6Facts& f6);
+    // Converges again when the IPv6 facts change by themselves (auto's wait, a delegation that
+    // runs out, a deprecated prefix's time).
+    void schedule_ipv6(const Ipv6Facts& f6);
     // A configuration (reload, or the previous netd's at start): the WAN lease goes with it
     // only when the WAN link stays the same.
     Status apply_config(const Config& c);
     void follow_tunnel(const Config& c, bool reloaded);
+    // [tunnel] with TIC (tic.h): c.tunnel becomes the tunnel the parameters make, or none while
+    // they are not known. tic_configure hands the file's settings to the TIC client (which may
+    // then contact TIC); tic_cached only looks at the cache. tic_changed: a fetch ended.
+    void tic_configure(Config& c);
+    void tic_cached(Config& c);
+    void tic_changed();
     std::optional<Ipv4Addr> wan_address() const;
     std::optional<TunnelTraffic> tunnel_traffic();  // the sit device's counters
     std::string wan_status_line() const;            // the lease, or the static address
@@ -70,6 +84,7 @@ private:
     ControlReply cmd_restart(const std::vector<std::string>& args);
     ControlReply dhcp_event(const std::vector<std::string>& args);
     ControlReply ntp_event(const std::vector<std::string>& args);
+    ControlReply dhcp6_event(const std::vector<std::string>& args);
     std::string status_text();
     std::string status_json();
 
@@ -83,7 +98,10 @@ private:
     Wan wan_;
     std::optional<Config> running_;
     std::optional<DesiredState> current_;     // what the kernel and the supervisor hold
+    Native6 native6_;
+    Registration ipv6_timer_;
     std::unique_ptr<TunnelHandler> tunnel_;
+    std::unique_ptr<TicClient> tic_;          // made when a [tunnel] first names tic_server
     TunnelConfig tunnel_cfg_;
     bool clock_synced_ = false;
     std::string last_error_;                  // config errors or a refused transition

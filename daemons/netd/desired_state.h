@@ -15,6 +15,7 @@
 #include "dhcp_lease.h"
 #include "firewall.h"
 #include "kernel.h"
+#include "native6.h"
 #include "service_configs.h"
 
 namespace netd {
@@ -44,14 +45,17 @@ struct DesiredState {
 struct Paths {
     std::string run_dir = kRunDir;
     std::string udhcpc_hook = "/etc/udhcpc/netd-hook";
+    std::string dhcpcd_hook = "/etc/netd/dhcpcd-hook";
 };
 
 // Finds the link an InterfaceRef names (by MAC when given, else by name).
 Result<LinkInfo> resolve_link(const std::vector<LinkInfo>& links, const InterfaceRef& ref);
 
-// Fails only when [lan] or [wan] names no link (or both the same one).
+// Fails only when [lan] or [wan] names no link (or both the same one). v6: where the LAN's
+// IPv6 comes from now (native6.h); none: static_ipv6_facts(c), the tunnel if there is one.
 Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>& links,
-                                   const std::optional<DhcpLease>& lease, const Paths& paths);
+                                   const std::optional<DhcpLease>& lease, const Paths& paths,
+                                   const Ipv6Facts* v6 = nullptr);
 
 // The sysctl keys netd sets (for the reconciler's restore of what it no longer wants).
 std::string accept_ra_key(const std::string& link);

@@ -587,6 +587,9 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
     ir.push_back(rb().icmp_types({{8, "echo-request"}}).accept());
     // DHCP replies to udhcpc (renewals use a normal UDP socket).
     ir.push_back(rb().iifname(in.wan_if).udp_ports(67, 68).accept());
+    // DHCPv6 replies to dhcpcd come from the server's (or relay's) link-local address.
+    if (in.dhcpv6_client)
+        ir.push_back(rb().iifname(in.wan_if).ip6_addr(true, *Ipv6Addr::parse("fe80::"), 10).udp_ports(547, 546).accept());
     if (in.tunnel_peer)
         ir.push_back(rb().iifname(in.wan_if).ip_saddr(*in.tunnel_peer).ip_protocol(IPPROTO_IPV6).accept());
     if (in.ssh_wan)

@@ -130,6 +130,7 @@ struct FirewallInputs {
     bool ssh_enabled = true;
     uint16_t ssh_port = 22;
     bool ssh_wan = false;                   // SSH also from WAN and tunnel (rate-limited)
+    bool dhcpv6_client = false;             // native IPv6: DHCPv6 replies to dhcpcd on WAN
     FirewallConfig fw;
 };
 

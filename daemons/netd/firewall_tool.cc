@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
     for (auto& e : res.errors) std::fprintf(stderr, "%s\n", e.str().c_str());
     if (!res.config) return 1;
     auto in = netd::firewall_inputs(*res.config, argv[3], argv[4]);
+    // As desired_state: dhcpcd runs on the WAN with native IPv6.
+    in.dhcpv6_client = res.config->ipv6.uplink == netd::Uplink6::native || res.config->ipv6.uplink == netd::Uplink6::auto_;
     if (argc > 5 && std::string(argv[5]) != "-") {
         in.tunnel_peer = netd::Ipv4Addr::parse(argv[5]);
         in.tunnel_if = "sit6in4";

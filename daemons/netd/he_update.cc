@@ -78,6 +78,8 @@ int connect_timeout(const addrinfo* ai, int timeout_ms) {
     return fd;
 }
 
+}  // namespace
+
 // What is left after the request and the CA file are read (DNS, TLS and HTTP with a server on
 // the internet) needs no privilege: the helper goes on as nobody, without supplementary
 // groups, with empty capability sets (bounding included) and no way to gain any through exec.
@@ -104,8 +106,6 @@ std::string drop_privileges() {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return std::string("PR_SET_NO_NEW_PRIVS: ") + std::strerror(errno);
     return {};
 }
-
-}  // namespace
 
 int he_update_main() {
     std::string url, user, key, id, myip, ca;

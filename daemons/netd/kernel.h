@@ -21,6 +21,8 @@ namespace netd {
 // netd's routes carry this protocol number (rtm_protocol; iproute2 shows it as "proto 77"):
 // the reconciler reads back and changes only routes with it, never what others created.
 inline constexpr uint8_t kNetdRouteProto = 77;
+// netd's IPv6 routes go ahead of those the kernel learns from RAs (1024).
+inline constexpr uint32_t kNetdRoute6Metric = 512;
 
 // The 6in4 device's parameters (local 0.0.0.0: any, the heartbeat's `sender` mode).
 struct SitSpec {

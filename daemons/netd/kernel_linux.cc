@@ -292,6 +292,10 @@ private:
         rtnl_route_set_protocol(route.get(), kNetdRouteProto);
         rtnl_route_set_scope(route.get(), RT_SCOPE_UNIVERSE);
         rtnl_route_set_type(route.get(), RTN_UNICAST);
+        // IPv6: ahead of the kernel's routes from RAs (metric 1024), which the WAN takes with
+        // native IPv6 ([ipv6] uplink "auto" keeps them while the tunnel is in use); with the
+        // same metric the kernel would refuse netd's route as existing already.
+        if (r.dst.family == 6) rtnl_route_set_priority(route.get(), kNetdRoute6Metric);
         rtnl_route_nh_set_ifindex(nh, *idx);
         if (r.gateway) {
             IpCidr g = *r.gateway;

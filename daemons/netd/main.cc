@@ -18,6 +18,7 @@
 #include "event_loop.h"
 #include "kernel.h"
 #include "supervisor.h"
+#include "tic.h"
 #include "tunnel.h"
 
 namespace {
@@ -45,6 +46,9 @@ void usage(FILE* out) {
                  "  -h, --help          show this help\n"
                  "      --he-update     (internal) the tunnel's HTTPS endpoint-update helper: netd\n"
                  "                      runs itself so, with the request on stdin\n"
+                 "      --tic-fetch     (internal) the heartbeat tunnel's SixXS TIC helper: fetches\n"
+                 "                      the tunnel's parameters; server, user, password and tunnel\n"
+                 "                      id on stdin\n"
                  "\n"
                  "The configuration keys are documented in daemons/netd/CONFIG.md.\n",
                  kDefaultConfig);
@@ -138,6 +142,8 @@ int main(int argc, char** argv) {
     enum { kCheck = 1000, kHeUpdate };
     // The tunnel's endpoint-update helper (spawned by netd itself; see tunnel.h).
     if (argc == 2 && std::strcmp(argv[1], "--he-update") == 0) return netd::he_update_main();
+    // The heartbeat tunnel's TIC helper (see tic.h).
+    if (argc == 2 && std::strcmp(argv[1], "--tic-fetch") == 0) return netd::tic_fetch_main();
     static const option opts[] = {{"check", no_argument, nullptr, kCheck},
                                   {"config", required_argument, nullptr, 'c'},
                                   {"foreground", no_argument, nullptr, 'f'},

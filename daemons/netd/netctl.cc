@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "commands.h"
@@ -48,11 +49,18 @@ int main(int argc, char** argv) {
     if (args[0] == "dhcp-event")
         for (const char* v : kDhcpVars)
             if (const char* val = std::getenv(v)) args.push_back(std::string(v) + "=" + val);
+    if (args[0] == "dhcp6-event")
+        for (char** e = environ; *e; ++e) {
+            std::string_view kv(*e);
+            if (kv.rfind("interface=", 0) == 0 || kv.rfind("new_dhcp6_ia_pd", 0) == 0 ||
+                kv.rfind("new_dhcp6_name_servers=", 0) == 0)
+                args.emplace_back(kv);
+        }
     const char* path = std::getenv("NETCTL_SOCKET");
     auto reply = netd::control_request(path ? path : kSocket, args);
     // A lease event must not be lost while netd restarts (init respawns it at once): retry
     // for up to 10 s. udhcpc waits for its hook meanwhile.
-    for (int i = 0; !reply && args[0] == "dhcp-event" && i < 100; ++i) {
+    for (int i = 0; !reply && (args[0] == "dhcp-event" || args[0] == "dhcp6-event") && i < 100; ++i) {
         usleep(100 * 1000);
         reply = netd::control_request(path ? path : kSocket, args);
     }

@@ -82,18 +82,55 @@ GeneratedService dnsmasq_service(const Config& c, const RuntimeFacts& f, const s
     return g;
 }
 
+GeneratedService dhcpcd_service(const std::string& wan_ifname, const std::string& hook, const std::string& run_dir) {
+    std::ostringstream o;
+    o << kHeader;
+    // Only the WAN, only DHCPv6, no router solicitation of its own: the kernel takes the WAN's
+    // address and default route from the ISP's RAs, and netd gives the LAN its /64.
+    o << "allowinterfaces " << wan_ifname << "\n";
+    o << "ipv6only\nnoipv6rs\n";
+    // A DUID from the MAC: the same after every boot (there is no lease database across boots),
+    // so the ISP's server can hand back the same prefix.
+    o << "duid ll\n";
+    o << "option dhcp6_name_servers\n";
+    o << "interface " << wan_ifname << "\n";
+    // A prefix for netd: with no downstream interface named, dhcpcd assigns it nowhere (it
+    // runs on the WAN only) and installs an unreachable route for the delegated prefix, so
+    // the /64s the LAN does not use are not routed back to the ISP (RFC 7084 WPD-5).
+    o << "    ia_pd 1\n";
+    GeneratedService g;
+    g.config_path = run_dir + "/dhcpcd.conf";
+    g.config_text = o.str();
+    // -B: foreground; -c: netd's hook; the interface on the command line: manage it only.
+    g.spec = {"dhcpcd", {"/usr/sbin/dhcpcd", "-B", "-f", g.config_path, "-c", hook, wan_ifname}};
+    return g;
+}
+
 GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir) {
     std::ostringstream o;
     o << kHeader;
     o << "interface " << f.lan_ifname << " {\n";
     o << "    AdvSendAdvert on;\n";
-    o << "    MinRtrAdvInterval 30;\n    MaxRtrAdvInterval 100;\n";
+    // Every host hears at least three RAs within the shortest valid lifetime announced (a
+    // delegation with short lifetimes must not run out between two RAs).
+    unsigned max_interval = 100;
+    for (auto& [p, lt] : f.prefix_lifetimes) max_interval = std::min(max_interval, std::max(4u, lt.second / 3));
+    unsigned min_interval = max_interval == 100 ? 30 : std::max(3u, max_interval / 3);
+    o << "    MinRtrAdvInterval " << min_interval << ";\n    MaxRtrAdvInterval " << max_interval << ";\n";
     o << "    AdvLinkMTU " << f.lan_mtu << ";\n";
     // Without an IPv6 uplink the router is no default router: clients still get addresses.
     o << "    AdvDefaultLifetime " << (f.ipv6_uplink ? 1800 : 0) << ";\n";
     for (auto& p : c.lan.ipv6_prefixes) {
-        o << "    prefix " << p.str() << " {\n        AdvOnLink on;\n        AdvAutonomous on;\n    };\n";
+        o << "    prefix " << p.str() << " {\n        AdvOnLink on;\n        AdvAutonomous on;\n";
+        if (auto lt = f.prefix_lifetimes.find(p); lt != f.prefix_lifetimes.end())
+            o << "        AdvPreferredLifetime " << lt->second.first << ";\n        AdvValidLifetime " << lt->second.second
+              << ";\n";
+        o << "    };\n";
     }
+    for (auto& p : f.deprecated_prefixes)
+        o << "    prefix " << p.str()
+          << " {\n        AdvOnLink on;\n        AdvAutonomous on;\n        AdvPreferredLifetime 0;\n"
+             "        AdvValidLifetime 0;\n    };\n";
     if (!c.lan.ipv6_prefixes.empty()) {
         o << "    RDNSS " << c.lan.ipv6_prefixes.front().with_host(1).str() << " {\n    };\n";
     }

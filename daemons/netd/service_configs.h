@@ -3,6 +3,7 @@
 // learned at run time. Golden tests pin their exact text.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,12 @@ struct RuntimeFacts {
     std::vector<std::string> wan_ntp;    // NTP servers from the WAN lease (added to [ntp] servers)
     unsigned lan_mtu = 1500;             // announced in RAs: the tunnel MTU once there is one
     bool ipv6_uplink = false;            // announce the router as IPv6 default router
+    // Delegated prefixes (native IPv6): announced with these lifetimes (preferred, valid);
+    // the others with radvd's defaults.
+    std::map<Ipv6Prefix, std::pair<uint32_t, uint32_t>> prefix_lifetimes;
+    // Prefixes no longer in use: announced with zero lifetimes (RFC 9096), so hosts stop using
+    // them at once.
+    std::vector<Ipv6Prefix> deprecated_prefixes;
 };
 
 struct GeneratedService {
@@ -33,6 +40,9 @@ inline std::string wan_resolv_path(const std::string& run_dir = kRunDir) { retur
 
 // BusyBox udhcpc in the foreground on the WAN link; its hook hands every event to netd.
 GeneratedService udhcpc_service(const std::string& wan_ifname, const std::string& hook);
+// dhcpcd on the WAN link for DHCPv6 prefix delegation only; its hook hands every event to netd.
+GeneratedService dhcpcd_service(const std::string& wan_ifname, const std::string& hook,
+                                const std::string& run_dir = kRunDir);
 GeneratedService dnsmasq_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
 GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
 GeneratedService ntpd_service(const Config& c, const RuntimeFacts& f);

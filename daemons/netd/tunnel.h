@@ -27,6 +27,8 @@
 
 namespace netd {
 
+struct TicSettings;   // tic.h
+
 inline constexpr uint16_t kHeartbeatPort = 3740;
 
 // The heartbeat datagram: "HEARTBEAT TUNNEL <v6> <v4|sender> <time> <md5hex>", where the
@@ -54,6 +56,9 @@ inline constexpr std::chrono::seconds kUpdateTimeout{30};
 // request), CA file (one per line) on stdin, does the HTTPS GET with a verified certificate,
 // prints "HTTP <status>\n<first body line>\n" or "ERROR <dns|connect|tls|http> <message>\n".
 int he_update_main();
+// The helpers (he-update, tic-fetch) need no privilege once they have their input: they become
+// nobody without capabilities and with no_new_privs. Returns why not, empty on success.
+std::string drop_privileges();
 
 enum class TunnelState {
     not_configured,
@@ -89,8 +94,11 @@ public:
     virtual ~UpdateRunner() = default;
     // `done` gets the helper's output (see he_update_main) once it ends or times out.
     [[nodiscard]] virtual Registration start(const HeRequest& r, std::function<void(const std::string& output)> done) = 0;
+    // One TIC fetch (`exe --tic-fetch`, see tic.h), with the same deadline. Without a helper
+    // (a test's runner) it says so at once.
+    [[nodiscard]] virtual Registration start_tic(const TicSettings& s, std::function<void(const std::string& output)> done);
 };
-// The real one: `exe --he-update`, with a kUpdateTimeout deadline.
+// The real one: `exe --he-update` (and `exe --tic-fetch`), with a kUpdateTimeout deadline.
 std::unique_ptr<UpdateRunner> make_helper_update_runner(EventLoop& loop, std::string exe);
 
 // Sends one UDP datagram; returns an error text, empty on success.

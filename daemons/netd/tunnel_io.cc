@@ -1,4 +1,5 @@
-// The tunnel handlers' real I/O: the HE update helper process and the heartbeat's UDP socket.
+// The tunnel handlers' real I/O: the helper processes (HE update, TIC fetch) and the heartbeat's
+// UDP socket.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -13,6 +14,7 @@
 #include <memory>
 
 #include "child.h"
+#include "tic.h"
 #include "tunnel.h"
 
 namespace netd {
@@ -23,6 +25,20 @@ public:
     HelperUpdateRunner(EventLoop& loop, std::string exe) : loop_(loop), exe_(std::move(exe)) {}
 
     Registration start(const HeRequest& r, std::function<void(const std::string&)> done) override {
+        // Credentials go through a pipe, never on a command line (ps would show them).
+        std::string req = r.url + "\n" + r.username + "\n" + r.key + "\n" + r.tunnel_id + "\n" +
+                          (r.myip ? r.myip->str() : "") + "\n" + r.ca_file + "\n";
+        return run("--he-update", req, std::move(done));
+    }
+
+    Registration start_tic(const TicSettings& s, std::function<void(const std::string&)> done) override {
+        return run("--tic-fetch", s.server + "\n" + s.username + "\n" + s.password + "\n" + s.tunnel_id + "\n",
+                   std::move(done));
+    }
+
+private:
+    // `exe flag` with `input` on its stdin; `done` gets its stdout once it ends or times out.
+    Registration run(const char* flag, const std::string& input, std::function<void(const std::string&)> done) {
         // One run's state, shared by its callbacks and its handle; the handle kills an unfinished run.
         struct Run {
             std::unique_ptr<Child> child;
@@ -55,7 +71,7 @@ public:
             if (n == 0) rn->out_watch.reset();
         };
         SpawnOptions so;
-        so.argv = {exe_, "--he-update"};
+        so.argv = {exe_, flag};
         so.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"};
         so.stdin_fd = in_r.get();
         so.stdout_fd = out_w.get();
@@ -70,14 +86,11 @@ public:
             done(output);  // may release the handle: rn keeps the run alive until here
         });
         if (!child) {
-            done("ERROR internal cannot start the update helper: " + child.error().str() + "\n");
+            done("ERROR internal cannot start the helper: " + child.error().str() + "\n");
             return {};
         }
         run->child = std::move(*child);
-        // Credentials go through a pipe, never on a command line (ps would show them).
-        std::string req = r.url + "\n" + r.username + "\n" + r.key + "\n" + r.tunnel_id + "\n" +
-                          (r.myip ? r.myip->str() : "") + "\n" + r.ca_file + "\n";
-        if (write(in_w.get(), req.data(), req.size()) < 0) syslog(LOG_WARNING, "tunnel: writing to the update helper failed");
+        if (write(in_w.get(), input.data(), input.size()) < 0) syslog(LOG_WARNING, "%s: writing to the helper failed", flag);
         in_w.reset();
         if (auto w = loop_.watch_fd(run->out.get(), EPOLLIN, [drain](uint32_t) { drain(); })) run->out_watch = std::move(*w);
         run->deadline = loop_.after(std::chrono::duration_cast<std::chrono::milliseconds>(kUpdateTimeout), [weak] {
@@ -97,7 +110,6 @@ public:
         });
     }
 
-private:
     EventLoop& loop_;
     std::string exe_;
 };

@@ -25,7 +25,7 @@ print(text.replace('blocklist = [', f'blocklist = [{prefixes}, ', 1))
 PY
 
 fail=0
-for case in "minimal.conf -" "full.conf -" "full.conf 192.0.2.1" "$tmp/blocklist.conf -"; do
+for case in "minimal.conf -" "native.conf -" "full.conf -" "full.conf 192.0.2.1" "$tmp/blocklist.conf -"; do
     set -- $case
     conf=$1
     [[ $conf == /* ]] || conf=$dir/$conf

@@ -17,7 +17,14 @@ both `he` and `heartbeat` modes:
    certificate for another name; (heartbeat): wrong password. Each gives a clear status and log
    line, bounded retries, netd stays up, and the LAN keeps its IPv4 service.
 
-usage: test_tunnel.py OUT_DIR
+Mode `tic` (issue 15): the heartbeat tunnel from SixXS TIC alone (tests/lib/ticserver.py): [tunnel]
+names only the TIC server, user, password and tunnel id; the LAN's IPv6 flows through the tunnel
+TIC described; a TIC server whose clock is 300 s off is refused without a login; reloads that
+change the tic settings log in again until netd itself refuses the sixth attempt in the hour
+(the server sees at most 5 logins) and runs on the cached parameters, also after a netd restart
+and a reboot.
+
+usage: test_tunnel.py OUT_DIR [MODE...]   (modes: he heartbeat he-nat heartbeat-nat he-static tic)
 """
 import json
 import os
@@ -82,8 +89,8 @@ def make_certs(d):
 
 
 class BrokerProc:
-    def __init__(self, ns, cfg_path):
-        self.p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, os.path.join(HERE, "..", "lib", "broker.py"),
+    def __init__(self, ns, cfg_path, script="broker.py"):
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, os.path.join(HERE, "..", "lib", script),
                                    cfg_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True)
         self.events = []
@@ -133,7 +140,8 @@ def setup_isp(lab, work, certs, mode):
     procs = []
     dns = subprocess.Popen(["ip", "netns", "exec", isp, "dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv",
                             "--no-hosts", "--bind-interfaces", "--listen-address=203.0.113.53",
-                            "--address=/tb.example.test/198.18.0.1", "--pid-file="],
+                            "--address=/tb.example.test/198.18.0.1", "--address=/tic.example.test/198.18.0.1",
+                            "--pid-file="],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(dns)
     cfg = {"tun": "tun6", "broker_ip": BROKER, "ntp_ip": "203.0.113.123", "router_v6": "2001:db8:1::2",
@@ -663,9 +671,211 @@ def run_static(out, work, certs, figures):
         lab.destroy()
 
 
+# SixXS TIC (issue 15): [tunnel] names only the TIC server, the user and the tunnel; the PoP
+# (broker.py's heartbeat receiver) checks the heartbeats made from what TIC said.
+TIC_USER, TIC_PASSWORD, TIC_TUNNEL = "ALICE-SIXXS", "tic-secret", "T1234"
+TIC_CONFIG = CONFIG[:CONFIG.index("remote = ")] + (
+    'mode = "heartbeat"\ntic_server = "tic.example.test"\n'
+    f'tic_username = "{TIC_USER}"\ntic_password = "{TIC_PASSWORD}"\ntunnel_id = "{TIC_TUNNEL}"\n')
+TIC_PARAMS = {"owner": TIC_USER, "Tunnel Name": "v6router test", "Type": "6in4-heartbeat",
+              "IPv6 Endpoint": "2001:db8:1::2", "IPv6 POP": "2001:db8:1::1", "IPv6 PrefixLength": "64",
+              "Tunnel MTU": "1472", "Heartbeat_Interval": "15", "IPv4 Endpoint": "heartbeat",
+              "IPv4 POP": BROKER, "UserState": "enabled", "AdminState": "enabled", "Password": "hartslag",
+              "POP Id": "testpop"}
+
+
+def run_tic(out, work, certs, figures):
+    print("=== mode tic (heartbeat tunnel from SixXS TIC) ===", flush=True)
+    lab = rl.Lab("tntic").create()
+    broker = dhcp = vm = tic = None
+    procs = []
+    try:
+        broker, dns, procs = setup_isp(lab, work, certs, "heartbeat")
+        start_servers(lab, procs)
+        with open(f"{work}/tic.json", "w") as f:
+            json.dump({"listen": BROKER, "port": 3874, "offset": 0, "users": {TIC_USER: TIC_PASSWORD},
+                       "tunnels": {TIC_TUNNEL: TIC_PARAMS}}, f)
+        tic = BrokerProc(lab.isp, f"{work}/tic.json", script="ticserver.py")
+        if not tic.wait_event(lambda e: e["kind"] == "tic-ready", 10):
+            raise RuntimeError(f"TIC server did not start: {tic.events}")
+        dhcp = start_dhcp(lab, work, "203.0.113.10")
+        check("tic: netd --check accepts [tunnel] with only the TIC settings",
+              sh(os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"), "--check", "/dev/stdin", check=False,
+                 input=TIC_CONFIG).returncode == 0)
+        bad = TIC_CONFIG + 'remote = "198.18.0.1"\n'
+        r = sh(os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"), "--check", "/dev/stdin", check=False, input=bad)
+        check("tic: giving both TIC and the parameters is an error with file:line:col",
+              r.returncode == 1 and re.search(r":\d+:\d+: tunnel.remote: not with tic_server", r.stderr), r.stderr)
+
+        t_boot = time.monotonic()
+        vm = boot_router(lab, out, work, certs, "tic", TIC_CONFIG)
+        t_ready = time.monotonic()
+
+        def tunnel_json():
+            try:
+                return json.loads(vm.run("netctl status --json")[1])["tunnel"]
+            except (ValueError, KeyError):
+                return {}
+
+        def tic_state(state, timeout=40):
+            return wait(state, lambda: (lambda j: j if j.get("tic", {}).get("state") == state else None)(
+                tunnel_json()), timeout, 1)
+
+        def logins():
+            evs = [e for e in tic.events if e["kind"] == "tic-login" and e["ok"]]
+            return evs[-1]["logins"] if evs else 0
+
+        def set_server(server):
+            return vm.run(f"sed -i 's/^tic_server = .*/tic_server = \"{server}\"/' /data/etc/router.conf && "
+                          "netctl reload")
+
+        ev = tic.wait_event(lambda e: e["kind"] == "tic-tunnel", 120)
+        t_tic = time.monotonic()
+        check("tic: netd logged in to TIC (by name, tic.example.test) and asked for its tunnel",
+              ev and ev["id"] == TIC_TUNNEL and ev["user"] == TIC_USER and ev["src"] == "203.0.113.10", tic.events[-5:])
+        sess = tic.wait_event(lambda e: e["kind"] == "tic-session", 10)
+        check("tic: the exchange as AICCU's: client, get unixtime, username, challenge md5, authenticate md5, "
+              "tunnel show, QUIT",
+              sess and [c.split(" ")[0] for c in sess["commands"]] ==
+              ["client", "get", "username", "challenge", "authenticate", "tunnel", "QUIT"], sess)
+        ev = broker.wait_event(lambda e: e["kind"] == "heartbeat", 120)
+        t_beat = time.monotonic()
+        check("tic: the PoP got a heartbeat with the password and addresses TIC gave (valid MD5 and time)",
+              ev and ev["ok"] and ev["line"].startswith("HEARTBEAT TUNNEL 2001:db8:1::2 203.0.113.10 "),
+              ev or broker.events[-5:])
+        ok = wait("SLAAC and the tunnel", lambda: lan_ping6(lab), 60, 1)
+        check("tic: LAN client pings the internet host through the tunnel set up from TIC alone", ok,
+              vm.run("netctl status")[1])
+        ok, text = tcp6(lab)
+        check("tic: LAN client opens a TCP connection to the internet host over IPv6", ok, text)
+        _, st = vm.run("netctl status")
+        tj = tunnel_json()
+        check("tic: netctl status shows the tunnel up with TIC's PoP and MTU, tic fetched, 1 login, the server",
+              re.search(r"tunnel: +heartbeat sit6in4 up", st) and "remote 198.18.0.1 mtu 1472" in st and
+              "ipv6 2001:db8:1::2/64" in st and re.search(r"tic: +fetched", st) and "1 login in the last hour" in st
+              and "server tic.example.test:3874" in st and tj.get("tic", {}).get("logins_last_hour") == 1 and
+              tj.get("tic", {}).get("server") == "tic.example.test:3874", st + json.dumps(tj))
+        print("      " + "\n      ".join(l for l in st.splitlines() if l.startswith(("tunnel:", "tic:", "   "))))
+        _, ra = vm.run("cat /run/netd/radvd.conf")
+        check("tic: RAs carry the MTU TIC gave (1472)", "AdvLinkMTU 1472;" in ra, ra)
+        _, files = vm.run("stat -c '%a %U %n' /data/state/tic-cache.json /data/state/tic-logins")
+        check("tic: the cache and the login record are on the data disk, 0600 root",
+              "600 root /data/state/tic-cache.json" in files and "600 root /data/state/tic-logins" in files, files)
+        _, lg = vm.run("logread | grep 'tic: ' | tail -3")
+        m = re.search(r"parameters fetched from \S+ in (\d+) ms", lg)
+        figures["tic_exchange_ms"] = int(m.group(1)) if m else None
+        figures["tic_boot_ready_to_login_s"] = round(t_tic - t_ready, 1)
+        figures["tic_boot_to_first_heartbeat_s"] = round(t_beat - t_boot, 1)
+        print(f"      figures: TIC exchange (helper, DNS included) {m.group(1) if m else '?'} ms; router ready -> "
+              f"TIC login {t_tic - t_ready:.1f} s (waits for the WAN lease and ntpd); QEMU start -> first heartbeat "
+              f"{t_beat - t_boot:.1f} s; router ready -> first heartbeat {t_beat - t_ready:.1f} s")
+
+        # A TIC server whose clock is 300 s off: refused before any login.
+        tic.send("offset 300")
+        start = len(tic.events)
+        set_server("198.18.0.1")
+        tj = tic_state("tic-refused")
+        _, st = vm.run("netctl status")
+        check("tic: a TIC server 300 s off is refused with a clear status (tic-refused, clock skew, 300 s)",
+              tj and "TIC server clock is 300 s off" in tj["tic"]["detail"] and
+              re.search(r"tic: +tic-refused \(clock skew: TIC server clock is 300 s off", st), st)
+        print("      " + (re.search(r"tic: .*", st).group(0) if re.search(r"tic: .*", st) else st))
+        sess = tic.wait_event(lambda e: e["kind"] == "tic-session", 10, start)
+        check("tic: ... without a login (get unixtime, QUIT), and no tunnel without parameters for that server",
+              sess and [c.split(" ")[0] for c in sess["commands"]] == ["client", "get", "QUIT"] and logins() == 1 and
+              tj and tj.get("state") == "waiting-for-tic" and vm.run("ip link show sit6in4")[0] != 0, (sess, tj))
+        tic.send("offset 0")
+
+        # Reloads that change the tic settings log in again (the server is the same one, by
+        # address or by name), until netd refuses the sixth attempt within the hour itself.
+        for n, server in enumerate(["tic.example.test", "198.18.0.1", "tic.example.test"], start=3):
+            start = len(tic.events)
+            set_server(server)
+            tic.wait_event(lambda e: e["kind"] == "tic-session", 30, start)
+            tj = wait("fetched", lambda: (lambda j: j if j.get("tic", {}).get("state") == "fetched" and
+                                          j["tic"]["detail"].startswith(f"fetched from {server} ") else None)(
+                tunnel_json()), 30, 1)
+            check(f"tic: reload with tic_server = {server}: attempt {n} fetched ({logins()} logins at the server)",
+                  tj and tj["tic"]["logins_last_hour"] == n, tj or tunnel_json())
+        start = len(tic.events)
+        t0 = time.monotonic()
+        set_server("198.18.0.1")
+        tj = tic_state("tic-rate-limited", 20)
+        _, st = vm.run("netctl status")
+        time.sleep(2)
+        check("tic: the sixth attempt within the hour is refused by netd itself: rate-limited, says until when, "
+              "5 logins counted, and the TIC server saw no connection (at most 5 logins)",
+              tj and tj["tic"]["logins_last_hour"] == 5 and tj["tic"]["retry_at"] != "-" and
+              re.search(r"tic: +tic-rate-limited until \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", st) and
+              not [e for e in tic.events[start:] if e["kind"].startswith("tic-")] and logins() <= 5,
+              (st, tic.events[start:]))
+        print("      " + (re.search(r"tic: .*", st).group(0) if re.search(r"tic: .*", st) else st))
+        # Back to the settings the cache is for: still limited, and the cached parameters make
+        # the tunnel.
+        set_server("tic.example.test")
+        tj = tic_state("from-cache", 20)
+        ok = wait("traffic on the cached parameters", lambda: lan_ping6(lab, wait_s=1), 60, 1)
+        check("tic: back to the cached server: from-cache (still rate-limited), the tunnel carries LAN traffic",
+              tj and "5 TIC logins in the last hour" in tj["tic"]["detail"] and tj["tic"]["parameters"] == "cache"
+              and ok, tj or tunnel_json())
+        # netctl tunnel-update may not bypass the limit either.
+        _, reply = vm.run("netctl tunnel-update")
+        time.sleep(2)
+        check("tic: netctl tunnel-update does not log in past the limit",
+              not [e for e in tic.events[start:] if e["kind"].startswith("tic-")], reply)
+        # A netd restart (init respawns it): the record survives; no login, the cache serves.
+        # (The new netd hears from ntpd only at its next report, up to 11 min: until then it
+        # waits for the clock before it would contact TIC; the cache serves meanwhile.)
+        vm.run("kill $(pidof netd)")
+        time.sleep(3)
+        tj = wait("netd back", lambda: (lambda j: j if j.get("tic", {}).get("parameters") == "cache" else None)(
+            tunnel_json()), 60, 1)
+        ok = wait("traffic after the netd restart", lambda: lan_ping6(lab, wait_s=1), 60, 1)
+        check("tic: after a netd restart: 5 logins in the record, the cached parameters, traffic flows, no contact",
+              tj and tj["tic"]["logins_last_hour"] == 5 and tj["tic"]["state"] in ("from-cache", "waiting-for-tic")
+              and ok and not [e for e in tic.events[start:] if e["kind"].startswith("tic-")], tj or tunnel_json())
+        print(f"      after the netd restart: {(tj or {}).get('tic', {}).get('state')} ({(tj or {}).get('tic', {}).get('detail')})")
+        # A reboot: the record is on the data disk.
+        check("tic: clean poweroff", vm.poweroff() == 0)
+        vm = rl.RouterVM(out, f"{work}/data-tic.img", lab=lab, log_path=f"{work}/console-tic-2.log")
+        vm.start()
+        vm.expect(r"netd: router ready", 120)
+        vm.login()
+        tj = tic_state("from-cache", 120)
+        ok = wait("traffic after the reboot", lambda: lan_ping6(lab, wait_s=1), 90, 1)
+        check("tic: after a reboot too: rate-limited by the record on the data disk, the cached parameters carry "
+              "LAN traffic, the TIC server saw nothing", tj and tj["tic"]["logins_last_hour"] == 5 and ok and
+              not [e for e in tic.events[start:] if e["kind"].startswith("tic-")], tj or tunnel_json())
+        figures["tic_server_logins"] = logins()
+        figures["tic_netd_attempts_in_hour"] = (tj or {}).get("tic", {}).get("logins_last_hour")
+        figures["tic_rate_limit_test_s"] = round(time.monotonic() - t0, 1)
+        print(f"      figures: the TIC server saw {logins()} logins and {len([e for e in tic.events if e['kind'] == 'tic-session'])} "
+              f"sessions; netd counted {figures['tic_netd_attempts_in_hour']} attempts in the hour (the skewed server's "
+              "one included)")
+        check("tic: clean poweroff after the reboot", vm.poweroff() == 0)
+        vm = None
+    except Exception as e:
+        import traceback
+        traceback.print_exc()
+        check(f"tic: test ran to the end ({e})", False)
+        if vm:
+            print(vm.console_tail(60))
+    finally:
+        if vm:
+            vm.kill()
+        for p in (broker, tic):
+            if p:
+                p.stop()
+        if dhcp:
+            dhcp.kill()
+        for p in procs:
+            p.kill()
+        lab.destroy()
+
+
 def main():
     out = os.path.abspath(sys.argv[1])
-    modes = sys.argv[2:] or ["he", "heartbeat", "he-nat", "heartbeat-nat", "he-static"]
+    modes = sys.argv[2:] or ["he", "heartbeat", "he-nat", "heartbeat-nat", "he-static", "tic"]
     work = tempfile.mkdtemp(prefix="tunnel-test-")
     figures = {}
     try:
@@ -675,6 +885,8 @@ def main():
         for mode in modes:
             if mode == "he-static":
                 run_static(out, work, certs, figures)
+            elif mode == "tic":
+                run_tic(out, work, certs, figures)
             elif mode.endswith("-nat"):
                 run_nat(mode[:-4], out, work, certs, figures)
             else:
