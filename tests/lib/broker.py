@@ -115,8 +115,23 @@ class Broker:
                 self.end_headers()
                 self.wfile.write(body.encode())
 
-        srv = http.server.HTTPServer((self.cfg["broker_ip"], 443), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+
+        class Server(http.server.HTTPServer):
+            # The TLS handshake under a deadline: a client that vanished after the TCP handshake
+            # (an update cancelled while the router's WAN address went away, so its FIN never
+            # came) must not hold this one-request-at-a-time server for ever.
+            def get_request(self):
+                conn, addr = self.socket.accept()
+                conn.settimeout(5)
+                try:
+                    return ctx.wrap_socket(conn, server_side=True), addr
+                except OSError as e:
+                    event(kind="https-error", error=str(e)[:200])
+                    conn.close()
+                    raise
+
+        srv = Server((self.cfg["broker_ip"], 443), Handler)
         ctx.load_cert_chain(self.cfg["cert"], self.cfg["key"])
         # "he wrongcert": a certificate for another name, from the same CA (a TLS mismatch).
         wrong = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -126,7 +141,6 @@ class Broker:
             if broker.he_mode == "wrongcert":
                 sock.context = wrong
         ctx.sni_callback = sni
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
         srv.timeout = 0.5
         self.https_server = srv
         while not self.stopping:

@@ -85,9 +85,10 @@ class Kea:
             return ""
 
     def alloc_time(self, prefix):
-        """When Kea handed out the delegation of prefix (its log line's time), or None."""
+        """When Kea first handed out a delegation of prefix (its log line's time), or None."""
         for line in self.log().splitlines():
-            if "DHCP6_PD_LEASE_ALLOC" in line and prefix in line:
+            # A new client gets ..._ALLOC; a renewal that moves it to the new pool, ..._RENEW.
+            if re.search(r"DHCP6_PD_LEASE_(ALLOC|RENEW) ", line) and f"prefix {prefix}" in line:
                 return time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + float("0" + line[19:23])
         return None
 
@@ -294,6 +295,7 @@ def main():
         src = wait("client from the new prefix", new_source, 90, 0.2)
         t_alloc = kea.alloc_time("2001:db8:300::")
         check("renumbering: the client moves to the new delegated prefix", src, client_addrs(lab))
+        check("renumbering: Kea's log gives the time of the new delegation", t_alloc, kea.log()[-1500:])
         if src and t_alloc:
             figures["renumber_new_delegation_to_client_s"] = round(t_probe[0] - t_alloc, 2)
         addrs = client_addrs(lab)
