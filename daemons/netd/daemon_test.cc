@@ -282,6 +282,23 @@ TEST(Daemon, HeartbeatsOfAFlappingWanAreSpacedOut) {
     EXPECT_NE(f.datagrams.sent.back().find(" 198.51.100.10 "), std::string::npos) << f.datagrams.sent.back();
 }
 
+// Seen in the booted image: the lease comes before ntpd's first sync, the beats for it are held
+// back, and a WAN change soon after the sync must still be told at once (a held-back beat left
+// nothing, so it must not space out the next one).
+TEST(Daemon, AHeartbeatHeldBackForTheClockDoesNotDelayTheNextWanChange) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kHeartbeat);
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    f.sched.advance(90s);
+    EXPECT_TRUE(f.datagrams.sent.empty()) << "no heartbeat on an unsynchronised clock";
+    ASSERT_TRUE(f.ctl({"ntp-event", "stratum", "stratum=2"}).ok);
+    ASSERT_EQ(f.datagrams.sent.size(), 1u);
+    f.sched.advance(20s);
+    ASSERT_TRUE(f.ctl(bound("198.51.100.20")).ok);
+    ASSERT_EQ(f.datagrams.sent.size(), 2u) << "the new address at once";
+    EXPECT_NE(f.datagrams.sent.back().find(" 198.51.100.20 "), std::string::npos) << f.datagrams.sent.back();
+}
+
 TEST(Daemon, HeartbeatsResumeWhenTheSameAddressComesBackAfterAnInterval) {
     Fixture f;
     f.start(std::string(kBaseConfig) + kHeartbeat);

@@ -322,10 +322,7 @@ public:
     HeartbeatHandler(const TunnelConfig& c, TunnelDeps d)
         : cfg_(c), d_(std::move(d)), gate_(d_.sched, [this] {
               // A beat held back by the gate, for the address the router holds now.
-              if (wan_ && wan_ != beat_for_) {
-                  beat();
-                  gate_.sent();
-              }
+              if (wan_ && wan_ != beat_for_ && beat()) gate_.sent();
           }) {}
 
     void wan_changed(std::optional<Ipv4Addr> wan) override {
@@ -333,11 +330,9 @@ public:
         wan_ = wan;
         if (wan_) {
             // At once for a new or returning address, spaced out when the WAN flaps (the
-            // regular schedule goes on regardless).
-            if (gate_.open()) {
-                beat();
-                gate_.sent();
-            }
+            // regular schedule goes on regardless). Only a beat that left closes the gate: one
+            // held back for the clock at boot must not delay the first real WAN change.
+            if (gate_.open() && beat()) gate_.sent();
         } else {
             syslog(LOG_NOTICE, "tunnel: no WAN address: heartbeats wait for one");
         }
@@ -377,13 +372,15 @@ public:
     }
 
 private:
-    void beat() {
+    // Sends a heartbeat now (if there is an address and a synchronised clock) and restarts the
+    // regular schedule; true when one left.
+    bool beat() {
         st_.next_at = system_clock::now() + std::chrono::seconds{cfg_.interval};
         timer_ = d_.sched.after(std::chrono::seconds{cfg_.interval}, [this] { beat(); });
-        if (!wan_) return;
+        if (!wan_) return false;
         if (!clock_) {
             syslog(LOG_WARNING, "tunnel: clock not synchronised (ntpd): heartbeat held back");
-            return;
+            return false;
         }
         std::string pkt = heartbeat_packet(cfg_.local_ipv6.str(), cfg_.sender ? "sender" : wan_->str(), d_.unix_time(),
                                            cfg_.password);
@@ -395,11 +392,12 @@ private:
             beat_for_ = wan_;
             st_.last = "heartbeat sent";
             if (d_.on_sent) d_.on_sent("heartbeat");
-        } else {
-            ++failures_;
-            st_.last = "heartbeat NOT sent: " + err;
-            syslog(LOG_WARNING, "tunnel: %s", st_.last.c_str());
+            return true;
         }
+        ++failures_;
+        st_.last = "heartbeat NOT sent: " + err;
+        syslog(LOG_WARNING, "tunnel: %s", st_.last.c_str());
+        return false;
     }
 
     TunnelConfig cfg_;
