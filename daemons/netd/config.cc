@@ -310,40 +310,251 @@ void read_wan(Reader& r, const toml::table& t, Config& c) {
     });
 }
 
-void read_lan(Reader& r, const toml::table& t, Config& c) {
-    r.only_keys(t, "[lan]", {"device", "mac", "ipv4", "ipv6_prefixes", "domain", "dhcp", "subnet_id"});
-    c.lan.interface = r.interface(t, "lan");
-    if (auto v = r.string(t, "ipv4", "lan.ipv4", true)) {
+// One segment: [lan] or one [[lan]] (`where` names it in messages: "lan", "lan[2]").
+void read_lan(Reader& r, const toml::table& t, LanConfig& lan, const std::string& where, bool many) {
+    r.only_keys(t, "[" + where + "]", {"name", "device", "mac", "vlan", "ipv4", "ipv6_prefixes", "domain", "dhcp",
+                                     "subnet_id", "trust", "ssh"});
+    if (auto v = r.string(t, "name", where + ".name", false)) {
+        bool ok = !v->empty() && v->size() <= 12 && std::islower(static_cast<unsigned char>((*v)[0]));
+        for (char ch : *v) ok = ok && (std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)));
+        if (ok)
+            lan.name = *v;
+        else
+            r.error(r.node(t, "name"), where + ".name: '" + *v + "' is not 1..12 lowercase letters and digits, "
+                                       "starting with a letter");
+    } else if (many) {
+        lan.name = where;   // "lan1", "lan2", ... (set by the caller)
+    }
+    lan.interface = r.interface(t, where);
+    if (auto v = r.integer(t, "vlan", where + ".vlan", 1, 4094)) {
+        lan.vlan = static_cast<uint16_t>(*v);
+        if (!lan.interface.device.empty() && vlan_link_name(lan.interface.device, lan.vlan).size() > 15)
+            r.error(r.node(t, "vlan"), where + ".vlan: the VLAN's link name " + vlan_link_name(lan.interface.device, lan.vlan) +
+                                       " would be longer than 15 characters");
+    }
+    if (auto v = r.string(t, "ipv4", where + ".ipv4", true)) {
         auto cidr = Ipv4Cidr::parse(*v);
         if (!cidr || cidr->len < 8 || cidr->len > 30)
-            r.error(r.node(t, "ipv4"), "lan.ipv4: '" + *v + "' is not an address with a prefix length 8..30 (e.g. 192.168.1.1/24)");
+            r.error(r.node(t, "ipv4"), where + ".ipv4: '" + *v + "' is not an address with a prefix length 8..30 (e.g. 192.168.1.1/24)");
         else if (cidr->addr == cidr->network() || cidr->addr.host_order == (cidr->network().host_order | ~cidr->netmask()))
-            r.error(r.node(t, "ipv4"), "lan.ipv4: " + *v + " is the network or broadcast address");
+            r.error(r.node(t, "ipv4"), where + ".ipv4: " + *v + " is the network or broadcast address");
         else
-            c.lan.ipv4 = *cidr;
+            lan.ipv4 = *cidr;
     }
-    r.strings(t, "ipv6_prefixes", "lan.ipv6_prefixes", [&](const std::string& s, const toml::node* n) {
+    r.strings(t, "ipv6_prefixes", where + ".ipv6_prefixes", [&](const std::string& s, const toml::node* n) {
         auto p = Ipv6Prefix::parse(s);
         if (!p)
-            r.error(n, "lan.ipv6_prefixes: '" + s + "' is not an IPv6 prefix with no host bits (e.g. 2001:db8:1::/64)");
+            r.error(n, where + ".ipv6_prefixes: '" + s + "' is not an IPv6 prefix with no host bits (e.g. 2001:db8:1::/64)");
         else if (p->len != 64)
-            r.error(n, "lan.ipv6_prefixes: " + s + ": SLAAC needs a /64");
+            r.error(n, where + ".ipv6_prefixes: " + s + ": SLAAC needs a /64");
         else if (p->addr.is_link_local() || p->addr.is_multicast())
-            r.error(n, "lan.ipv6_prefixes: " + s + " is link-local or multicast");
+            r.error(n, where + ".ipv6_prefixes: " + s + " is link-local or multicast");
         else
-            c.lan.ipv6_prefixes.push_back(*p);
+            lan.ipv6_prefixes.push_back(*p);
     });
-    if (auto v = r.integer(t, "subnet_id", "lan.subnet_id", 0, 0xffffffff)) c.lan.subnet_id = static_cast<uint32_t>(*v);
-    if (auto v = r.string(t, "domain", "lan.domain", false)) {
+    if (auto v = r.integer(t, "subnet_id", where + ".subnet_id", 0, 0xffffffff)) lan.subnet_id = static_cast<uint32_t>(*v);
+    if (auto v = r.string(t, "domain", where + ".domain", false)) {
         if (is_valid_domain_name(*v))
-            c.lan.domain = *v;
+            lan.domain = *v;
         else
-            r.error(r.node(t, "domain"), "lan.domain: '" + *v + "' is not a valid domain name");
+            r.error(r.node(t, "domain"), where + ".domain: '" + *v + "' is not a valid domain name");
     }
-    if (auto* d = r.table(t, "dhcp", "lan.dhcp", false)) read_dhcp(r, *d, c.lan);
-    else if (c.lan.ipv4.len > 0) {
+    if (auto v = r.string(t, "trust", where + ".trust", false)) {
+        if (*v == "full")
+            lan.trust = Trust::full;
+        else if (*v == "guest")
+            lan.trust = Trust::guest;
+        else
+            r.error(r.node(t, "trust"), where + ".trust: '" + *v + "' is not full or guest");
+    }
+    if (auto v = r.boolean(t, "ssh", where + ".ssh")) {
+        lan.ssh = *v;
+        if (*v && lan.trust == Trust::guest)
+            r.error(r.node(t, "ssh"), where + ".ssh: a guest segment never reaches the router's SSH");
+    }
+    if (lan.trust == Trust::guest) lan.ssh = false;
+    if (auto* d = r.table(t, "dhcp", where + ".dhcp", false)) read_dhcp(r, *d, lan);
+    else if (lan.ipv4.len > 0) {
         toml::table empty;
-        read_dhcp(r, empty, c.lan);
+        read_dhcp(r, empty, lan);
+    }
+}
+
+bool overlaps4(const Ipv4Cidr& a, const Ipv4Cidr& b) {
+    return a.len <= b.len ? a.contains(b.network()) : b.contains(a.network());
+}
+bool overlaps6(const Ipv6Prefix& a, const Ipv6Prefix& b) {
+    return a.len <= b.len ? a.contains(b.addr) : b.contains(a.addr);
+}
+
+// [lan] or [[lan]]: the segments, then what they must not share.
+void read_lans(Reader& r, const toml::table& root, Config& c) {
+    const toml::node* n = root.get("lan");
+    c.lans.clear();
+    if (!n) {
+        r.error(&root, "missing required table [lan] (or [[lan]] segments)");
+        return;
+    }
+    std::vector<const toml::table*> tables;
+    if (n->is_table())
+        tables.push_back(n->as_table());
+    else if (n->is_array_of_tables() && !n->as_array()->empty() && n->as_array()->size() <= 16)
+        for (auto&& el : *n->as_array()) tables.push_back(el.as_table());
+    else {
+        r.error(n, "lan: expected a [lan] table or 1..16 [[lan]] tables");
+        return;
+    }
+    const bool many = n->is_array_of_tables();
+    c.lans.clear();
+    for (size_t i = 0; i < tables.size(); ++i) {
+        LanConfig l;
+        std::string where = many ? "lan" + std::to_string(i + 1) : "lan";
+        read_lan(r, *tables[i], l, where, many);
+        c.lans.push_back(std::move(l));
+    }
+}
+
+// Across segments (after [tunnel], for the routed prefix): names, links, subnets and ids
+// unique; the routed prefix big enough for the ids asked.
+void check_lans(Reader& r, const toml::table& root, Config& c) {
+    const toml::node* n = root.get("lan");
+    auto at = [&](size_t i, const char* key) -> const toml::node* {
+        const toml::table* t = n->is_table() ? n->as_table() : (*n->as_array())[i].as_table();
+        const toml::node* k = key ? t->get(key) : nullptr;
+        return k ? k : t;
+    };
+    std::map<MacAddr, std::string> host_macs;
+    std::set<uint32_t> ids;
+    for (size_t i = 0; i < c.lans.size(); ++i) {
+        const auto& a = c.lans[i];
+        const std::string seg = "segment '" + a.name + "'";
+        for (size_t j = 0; j < i; ++j) {
+            const auto& b = c.lans[j];
+            const std::string other = "segment '" + b.name + "'";
+            if (a.name == b.name) r.error(at(i, "name"), seg + ": the name is used twice");
+            bool same_if = (!a.interface.device.empty() && a.interface.device == b.interface.device) ||
+                           (a.interface.mac && b.interface.mac && *a.interface.mac == *b.interface.mac);
+            if (same_if && a.vlan == b.vlan)
+                r.error(at(i, a.interface.mac ? "mac" : "device"),
+                        seg + ": " + other + " is on the same interface" + (a.vlan ? " and VLAN" : "") +
+                            (a.vlan ? "" : " (a second segment on one NIC needs its own vlan)"));
+            if (a.ipv4.len && b.ipv4.len && overlaps4(a.ipv4, b.ipv4))
+                r.error(at(i, "ipv4"), seg + ": " + a.ipv4.str() + " overlaps " + other + "'s " + b.ipv4.str());
+            for (auto& p : c.tunnel_prefixes(a))
+                for (auto& q : c.tunnel_prefixes(b))
+                    if (p == q) r.error(at(i, "ipv6_prefixes"), seg + ": " + p.str() + " is also " + other + "'s");
+        }
+        if (auto id = c.subnet_id(a)) {
+            if (!ids.insert(*id).second)
+                r.error(at(i, "subnet_id"), seg + ": subnet_id " + std::to_string(*id) + " is taken by another segment");
+            if (c.tunnel.routed_prefix)
+                if (auto p = lan_subnet(*c.tunnel.routed_prefix, *id); !p)
+                    r.error(at(i, "subnet_id"), seg + ": tunnel.routed_prefix " + p.error().str());
+        }
+        for (auto& h : a.dhcp.hosts) {
+            auto [it, fresh] = host_macs.emplace(h.mac, a.name);
+            if (!fresh && it->second != a.name)
+                r.error(at(i, "dhcp"), seg + ": dhcp host " + h.mac.str() + " is also listed in segment '" + it->second + "'");
+        }
+    }
+}
+
+// [[route]]: static routes to networks behind downstream routers on a segment.
+void read_routes(Reader& r, const toml::node& n, Config& c) {
+    if (!n.is_array_of_tables() || n.as_array()->size() > 64) {
+        r.error(&n, "route: expected at most 64 [[route]] tables");
+        return;
+    }
+    for (auto&& el : *n.as_array()) {
+        const toml::table& t = *el.as_table();
+        r.only_keys(t, "[[route]]", {"to", "via", "lan"});
+        auto to = r.string(t, "to", "route.to", true);
+        auto via = r.string(t, "via", "route.via", true);
+        auto lan = r.string(t, "lan", "route.lan", false);
+        if (!to || !via) continue;
+        StaticRoute sr;
+        const LanConfig* seg = nullptr;
+        if (lan) {
+            seg = c.lan_named(*lan);
+            if (!seg) {
+                r.error(r.node(t, "lan"), "route.lan: no segment named '" + *lan + "'");
+                continue;
+            }
+        }
+        if (auto p4 = Ipv4Cidr::parse(*to)) {
+            auto v4 = Ipv4Addr::parse(*via);
+            if (p4->addr != p4->network() || p4->len == 0) {
+                r.error(r.node(t, "to"), "route.to: " + *to + " has host bits set or is the default route");
+                continue;
+            }
+            if (!v4) {
+                r.error(r.node(t, "via"), "route.via: '" + *via + "' is not an IPv4 address (route.to is IPv4)");
+                continue;
+            }
+            for (auto& l : c.lans)
+                if ((!seg || seg == &l) && is_lan_host(l.ipv4, *v4)) seg = &l;
+            if (!seg || !is_lan_host(seg->ipv4, *v4)) {
+                r.error(r.node(t, "via"), "route.via: " + *via + " is not another host on a segment's IPv4 subnet");
+                continue;
+            }
+            bool bad = false;
+            for (auto& l : c.lans)
+                if (overlaps4(*p4, Ipv4Cidr{l.ipv4.network(), l.ipv4.len})) {
+                    r.error(r.node(t, "to"), "route.to: " + *to + " overlaps segment '" + l.name + "'s " + l.ipv4.str());
+                    bad = true;
+                }
+            if (bad) continue;
+            sr.to = IpCidr::v4(p4->addr, p4->len);
+            sr.via = IpCidr::v4(*v4);
+        } else if (auto p6 = Ipv6Prefix::parse(*to)) {
+            auto v6 = Ipv6Addr::parse(*via);
+            if (p6->len == 0 || p6->addr.is_link_local() || p6->addr.is_multicast()) {
+                r.error(r.node(t, "to"), "route.to: " + *to + " is the default route, link-local or multicast");
+                continue;
+            }
+            if (!v6 || v6->is_multicast()) {
+                r.error(r.node(t, "via"), "route.via: '" + *via + "' is not an IPv6 address (route.to is IPv6)");
+                continue;
+            }
+            if (v6->is_link_local()) {
+                if (!seg) {
+                    r.error(r.node(t, "via"), "route.via: a link-local " + *via + " needs route.lan (which segment)");
+                    continue;
+                }
+            } else {
+                for (auto& l : c.lans)
+                    for (auto& p : c.tunnel_prefixes(l))
+                        if ((!seg || seg == &l) && p.contains(*v6)) seg = &l;
+                bool on = false;
+                if (seg)
+                    for (auto& p : c.tunnel_prefixes(*seg)) on = on || (p.contains(*v6) && *v6 != p.with_host(1));
+                if (!on) {
+                    r.error(r.node(t, "via"), "route.via: " + *via + " is not another host in a segment's IPv6 prefixes");
+                    continue;
+                }
+            }
+            bool bad = false;
+            for (auto& l : c.lans)
+                for (auto& p : c.tunnel_prefixes(l))
+                    if (overlaps6(*p6, p)) {
+                        r.error(r.node(t, "to"), "route.to: " + *to + " overlaps segment '" + l.name + "'s " + p.str());
+                        bad = true;
+                    }
+            if (bad) continue;
+            sr.to = IpCidr::v6(p6->addr, p6->len);
+            sr.via = IpCidr::v6(*v6);
+        } else {
+            r.error(r.node(t, "to"), "route.to: '" + *to + "' is not an IPv4 or IPv6 network (e.g. 10.20.0.0/16)");
+            continue;
+        }
+        sr.lan = seg->name;
+        bool dup = false;
+        for (auto& x : c.routes) dup = dup || x.to == sr.to;
+        if (dup) {
+            r.error(r.node(t, "to"), "route.to: " + *to + " is routed twice");
+            continue;
+        }
+        c.routes.push_back(sr);
     }
 }
 
@@ -427,19 +638,22 @@ void read_firewall(Reader& r, const toml::table& t, Config& c) {
     // The blocklist is checked before anything else, the LAN included: an entry that covers what
     // the LAN itself needs would lock the LAN out of DHCP, DNS, SSH or neighbour discovery.
     auto check4 = [&](const Ipv4Cidr& p, const std::string& s, const toml::node* n) {
-        auto lan = c.lan.ipv4.network();
-        if (p.len <= c.lan.ipv4.len && p.contains(lan))
-            r.error(n, "firewall.blocklist: " + s + " covers the LAN subnet " + lan.str() + "/" +
-                           std::to_string(c.lan.ipv4.len) + " (the LAN would lose DHCP, DNS and SSH)");
-        else if (p.contains(Ipv4Addr{0}))
+        for (auto& l : c.lans) {
+            auto lan = l.ipv4.network();
+            if (p.len <= l.ipv4.len && p.contains(lan))
+                return r.error(n, "firewall.blocklist: " + s + " covers the LAN subnet " + lan.str() + "/" +
+                                      std::to_string(l.ipv4.len) + " (the LAN would lose DHCP, DNS and SSH)");
+        }
+        if (p.contains(Ipv4Addr{0}))
             r.error(n, "firewall.blocklist: " + s + " covers 0.0.0.0, the source of DHCP requests");
         else
             fw.blocklist4.push_back(p);
     };
     auto check6 = [&](const Ipv6Prefix& p, const std::string& s, const toml::node* n) {
-        for (auto& lan : c.lan.ipv6_prefixes)
-            if (p.len <= lan.len && p.contains(lan.addr))
-                return r.error(n, "firewall.blocklist: " + s + " covers the LAN prefix " + lan.str());
+        for (auto& l : c.lans)
+            for (auto& lan : c.tunnel_prefixes(l))
+                if (p.len <= lan.len && p.contains(lan.addr))
+                    return r.error(n, "firewall.blocklist: " + s + " covers the LAN prefix " + lan.str());
         Ipv6Prefix link_local{*Ipv6Addr::parse("fe80::"), 10};
         if (p.contains(link_local.addr) || link_local.contains(p.addr))
             return r.error(n, "firewall.blocklist: " + s +
@@ -502,11 +716,13 @@ void read_firewall(Reader& r, const toml::table& t, Config& c) {
         if (!host) return;
         auto a = Ipv6Addr::parse(*host);
         bool on_lan = false;
-        for (auto& p : c.lan.ipv6_prefixes)
-            // LAN prefixes are /64s: the host is on one when its first 8 bytes match.
-            if (a && std::equal(p.addr.bytes.begin(), p.addr.bytes.begin() + 8, a->bytes.begin())) on_lan = true;
+        for (auto& l : c.lans)
+            for (auto& p : c.tunnel_prefixes(l))
+                // LAN prefixes are /64s: the host is on one when its first 8 bytes match.
+                if (a && std::equal(p.addr.bytes.begin(), p.addr.bytes.begin() + 8, a->bytes.begin())) on_lan = true;
         if (!a || !on_lan) {
-            r.error(r.node(h, "host"), "firewall.open6.host: '" + *host + "' is not an address in a [lan] ipv6_prefixes prefix");
+            r.error(r.node(h, "host"), "firewall.open6.host: '" + *host +
+                                           "' is not an address in a segment's ipv6_prefixes or routed /64");
             return;
         }
         o.host = *a;
@@ -531,8 +747,10 @@ void read_firewall(Reader& r, const toml::table& t, Config& c) {
         auto to = r.string(h, "to", "firewall.forward4.to", true);
         if (!to) return;
         auto a = Ipv4Addr::parse(*to);
-        if (!a || !is_lan_host(c.lan.ipv4, *a)) {
-            r.error(r.node(h, "to"), "firewall.forward4.to: '" + *to + "' is not a host address in the LAN subnet");
+        bool on_lan = false;
+        for (auto& l : c.lans) on_lan = on_lan || (a && is_lan_host(l.ipv4, *a));
+        if (!on_lan) {
+            r.error(r.node(h, "to"), "firewall.forward4.to: '" + *to + "' is not a host address in a LAN subnet");
             return;
         }
         f.to = *a;
@@ -618,7 +836,7 @@ bool read_tunnel_tic(Reader& r, const toml::table& t, TunnelConfig& tu) {
 void read_tunnel(Reader& r, const toml::table& t, Config& c) {
     r.only_keys(t, "[tunnel]", {"mode", "remote", "local_ipv6", "remote_ipv6", "mtu", "tunnel_id", "username",
                                 "update_key", "update_url", "ca_file", "password", "interval", "sender",
-                                "tic_server", "tic_username", "tic_password"});
+                                "tic_server", "tic_username", "tic_password", "routed_prefix"});
     auto& tu = c.tunnel;
     auto mode = r.string(t, "mode", "tunnel.mode", true);
     if (!mode) return;
@@ -669,6 +887,15 @@ void read_tunnel(Reader& r, const toml::table& t, Config& c) {
             tu.remote_ipv6 = *a;
     }
     if (auto v = r.integer(t, "mtu", "tunnel.mtu", 1280, 1480)) tu.mtu = static_cast<unsigned>(*v);
+    if (auto v = r.string(t, "routed_prefix", "tunnel.routed_prefix", false)) {
+        auto p = Ipv6Prefix::parse(*v);
+        if (!p || p->len < 32 || p->len > 64 || (p->addr.bytes[0] & 0xe0) != 0x20)
+            r.error(r.node(t, "routed_prefix"), "tunnel.routed_prefix: '" + *v +
+                                                    "' is not a global IPv6 prefix /32../64 without host bits "
+                                                    "(e.g. 2001:db8:100::/48)");
+        else
+            tu.routed_prefix = *p;
+    }
     auto token = [&](const char* key, std::string& out, bool required, size_t max) {
         tunnel_token(r, t, key, out, required, max);
     };
@@ -727,6 +954,37 @@ const char* to_string(Uplink6 u) {
 
 const char* to_string(Proto p) { return p == Proto::tcp ? "tcp" : "udp"; }
 
+Result<Ipv6Prefix> lan_subnet(const Ipv6Prefix& delegated, uint64_t subnet_id) {
+    if (delegated.len > 64) return Error{delegated.str() + " is longer than /64"};
+    unsigned bits = 64 - delegated.len;
+    if (bits < 64 && (subnet_id >> bits) != 0)
+        return Error{delegated.str() + " has " + std::to_string(uint64_t{1} << bits) +
+                     " /64s: no subnet id " + std::to_string(subnet_id)};
+    Ipv6Prefix p = delegated;
+    p.len = 64;
+    for (int i = 0; i < 8; ++i) p.addr.bytes[7 - i] |= static_cast<uint8_t>(subnet_id >> (8 * i));
+    return p;
+}
+
+const char* to_string(Trust t) { return t == Trust::full ? "full" : "guest"; }
+
+std::string vlan_link_name(const std::string& trunk, uint16_t vlan) { return trunk + "." + std::to_string(vlan); }
+
+std::vector<Ipv6Prefix> Config::tunnel_prefixes(const LanConfig& l) const {
+    std::vector<Ipv6Prefix> out = l.ipv6_prefixes;
+    if (tunnel.routed_prefix)
+        if (auto id = subnet_id(l))
+            if (auto p = lan_subnet(*tunnel.routed_prefix, *id); p && std::find(out.begin(), out.end(), *p) == out.end())
+                out.push_back(*p);
+    return out;
+}
+
+const LanConfig* Config::lan_named(const std::string& name) const {
+    for (auto& l : lans)
+        if (l.name == name) return &l;
+    return nullptr;
+}
+
 std::string InterfaceRef::describe() const {
     if (mac && !device.empty()) return device + " (" + mac->str() + ")";
     if (mac) return "mac " + mac->str();
@@ -775,24 +1033,31 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     Reader r(path, res.errors);
     Config c;
     c.path = path;
-    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall", "tunnel", "ipv6"});
-    if (auto* t = r.table(root, "lan", "lan", true)) read_lan(r, *t, c);
+    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall", "tunnel", "ipv6", "route"});
+    read_lans(r, root, c);
     if (auto* t = r.table(root, "wan", "wan", true)) read_wan(r, *t, c);
     if (auto* t = r.table(root, "dns", "dns", false)) read_dns(r, *t, c);
     if (auto* t = r.table(root, "ntp", "ntp", false)) read_ntp(r, *t, c);
     if (auto* t = r.table(root, "ssh", "ssh", false)) read_ssh(r, *t, c);
-    // After [lan] and [ssh]: openings are checked against both.
-    if (auto* t = r.table(root, "firewall", "firewall", false)) read_firewall(r, *t, c);
     if (auto* t = r.table(root, "tunnel", "tunnel", false)) read_tunnel(r, *t, c);
+    // After the segments and [tunnel] (the routed prefix): what segments must not share.
+    if (!c.lans.empty()) check_lans(r, root, c);
+    if (auto* n = root.get("route")) read_routes(r, *n, c);
+    // After the segments and [ssh]: openings are checked against both.
+    if (auto* t = r.table(root, "firewall", "firewall", false)) read_firewall(r, *t, c);
     if (auto* t = r.table(root, "ipv6", "ipv6", false)) read_ipv6(r, *t, c, root.get("tunnel") != nullptr);
 
     if (res.errors.empty()) {
-        const auto& a = c.lan.interface;
         const auto& b = c.wan.interface;
-        if ((!a.device.empty() && a.device == b.device) || (a.mac && b.mac && *a.mac == *b.mac))
-            res.errors.push_back({path, static_cast<int>(root.get("wan")->source().begin.line),
-                                  static_cast<int>(root.get("wan")->source().begin.column),
-                                  "[wan] names the same interface as [lan]"});
+        for (auto& l : c.lans) {
+            const auto& a = l.interface;
+            if ((!a.device.empty() && a.device == b.device) || (a.mac && b.mac && *a.mac == *b.mac)) {
+                res.errors.push_back({path, static_cast<int>(root.get("wan")->source().begin.line),
+                                      static_cast<int>(root.get("wan")->source().begin.column),
+                                      "[wan] names the same interface as segment '" + l.name + "'"});
+                break;
+            }
+        }
     }
     if (res.errors.empty()) res.config = std::move(c);
     return res;

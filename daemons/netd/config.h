@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "net_types.h"
+#include "unique_fd.h"
 
 namespace netd {
 
@@ -38,15 +39,39 @@ struct DhcpConfig {
     bool operator==(const DhcpConfig&) const = default;
 };
 
+// What a LAN segment's hosts may reach (CONFIG.md "Segments and trust"): a full segment
+// reaches the internet, the router's services and the other full segments; a guest segment
+// only the internet and the router's DHCP, DNS and NTP.
+enum class Trust { full, guest };
+const char* to_string(Trust t);
+
+// One LAN segment: [lan] (the only one) or each [[lan]].
 struct LanConfig {
-    InterfaceRef interface;
-    Ipv4Cidr ipv4;                      // the router's own address on the LAN
-    std::vector<Ipv6Prefix> ipv6_prefixes;  // /64s announced for SLAAC; router is ::1 in each
+    std::string name = "lan";           // in status, logs and the firewall's set names
+    InterfaceRef interface;             // the NIC; with vlan, the trunk the VLAN rides on
+    uint16_t vlan = 0;                  // 0: untagged; 1..4094: netd makes the 802.1Q link
+    Ipv4Cidr ipv4;                      // the router's own address on the segment
+    std::vector<Ipv6Prefix> ipv6_prefixes;  // /64s given explicitly; router is ::1 in each
     std::string domain = "lan";
     DhcpConfig dhcp;
-    // With native IPv6: which /64 of the delegated prefix this LAN takes (OpenWrt's ip6hint).
-    uint32_t subnet_id = 0;
+    // Which /64 of a routed or delegated prefix the segment takes (OpenWrt's ip6hint): of
+    // [tunnel] routed_prefix while the tunnel is the uplink, of the DHCPv6-delegated prefix
+    // with native IPv6. None: no /64 from them (a lone segment takes number 0).
+    std::optional<uint32_t> subnet_id;
+    Trust trust = Trust::full;
+    bool ssh = true;                    // sshd listens here (never on a guest segment)
     bool operator==(const LanConfig&) const = default;
+};
+
+// The link name netd gives a segment's VLAN: "<trunk>.<id>" (at most 15 characters).
+std::string vlan_link_name(const std::string& trunk, uint16_t vlan);
+
+// A static route to a network behind a downstream router on a segment ([[route]]).
+struct StaticRoute {
+    IpCidr to;                  // IPv4 or IPv6 network
+    IpCidr via;                 // the downstream router, on the segment (host length)
+    std::string lan;            // the segment it is on (name)
+    bool operator==(const StaticRoute&) const = default;
 };
 
 struct WanConfig {
@@ -131,6 +156,8 @@ struct TunnelConfig {
     // heartbeat with SixXS TIC (tic.h): the parameters above come from the broker; with
     // tunnel_id. Empty tic_server: not used.
     std::string tic_server, tic_username, tic_password;
+    // The broker's routed prefix (HE's "Routed /48"): segments take /64s of it by subnet_id.
+    std::optional<Ipv6Prefix> routed_prefix;
     bool operator==(const TunnelConfig&) const = default;
 };
 
@@ -151,7 +178,7 @@ struct Ipv6Config {
 
 struct Config {
     std::string path;  // where it was read from, for messages
-    LanConfig lan;
+    std::vector<LanConfig> lans{1};   // at least one; names unique
     WanConfig wan;
     DnsConfig dns;
     NtpConfig ntp;
@@ -159,6 +186,15 @@ struct Config {
     FirewallConfig firewall;
     TunnelConfig tunnel;
     Ipv6Config ipv6;
+    std::vector<StaticRoute> routes;
+
+    // The segment's subnet id in a routed or delegated prefix (see LanConfig::subnet_id).
+    std::optional<uint32_t> subnet_id(const LanConfig& l) const {
+        return l.subnet_id ? l.subnet_id : lans.size() == 1 ? std::optional<uint32_t>{0} : std::nullopt;
+    }
+    // The segment's /64s while the tunnel is the uplink: its own, then its routed one.
+    std::vector<Ipv6Prefix> tunnel_prefixes(const LanConfig& l) const;
+    const LanConfig* lan_named(const std::string& name) const;
 };
 
 struct ConfigError {
@@ -174,6 +210,10 @@ struct ConfigResult {
     std::optional<Config> config;      // set when errors is empty
     std::vector<ConfigError> errors;
 };
+
+// A segment's /64 in a routed or delegated prefix: the subnet id fills the bits between the
+// prefix's length and 64. An error when the id does not fit ("a /62 has 4 /64s").
+Result<Ipv6Prefix> lan_subnet(const Ipv6Prefix& prefix, uint64_t subnet_id);
 
 ConfigResult parse_config_text(std::string_view text, const std::string& path);
 ConfigResult load_config(const std::string& path);

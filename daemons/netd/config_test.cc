@@ -23,16 +23,16 @@ TEST(Config, GoodFileParses) {
     auto r = load_config(NETD_TESTDATA "/good.conf");
     ASSERT_TRUE(r.config) << errors_of(r);
     const Config& c = *r.config;
-    EXPECT_EQ(c.lan.interface.mac->str(), "52:54:00:12:34:02");
-    EXPECT_EQ(c.lan.ipv4.str(), "192.168.7.1/24");
-    ASSERT_EQ(c.lan.ipv6_prefixes.size(), 1u);
-    EXPECT_EQ(c.lan.ipv6_prefixes[0].str(), "2001:db8:7::/64");
-    EXPECT_EQ(c.lan.domain, "home.arpa");
-    EXPECT_EQ(c.lan.dhcp.range_start.str(), "192.168.7.100");
-    EXPECT_EQ(c.lan.dhcp.range_end.str(), "192.168.7.199");
-    EXPECT_EQ(c.lan.dhcp.lease_seconds, 3600u);
-    ASSERT_EQ(c.lan.dhcp.hosts.size(), 1u);
-    EXPECT_EQ(c.lan.dhcp.hosts[0].name, "printer");
+    EXPECT_EQ(c.lans[0].interface.mac->str(), "52:54:00:12:34:02");
+    EXPECT_EQ(c.lans[0].ipv4.str(), "192.168.7.1/24");
+    ASSERT_EQ(c.lans[0].ipv6_prefixes.size(), 1u);
+    EXPECT_EQ(c.lans[0].ipv6_prefixes[0].str(), "2001:db8:7::/64");
+    EXPECT_EQ(c.lans[0].domain, "home.arpa");
+    EXPECT_EQ(c.lans[0].dhcp.range_start.str(), "192.168.7.100");
+    EXPECT_EQ(c.lans[0].dhcp.range_end.str(), "192.168.7.199");
+    EXPECT_EQ(c.lans[0].dhcp.lease_seconds, 3600u);
+    ASSERT_EQ(c.lans[0].dhcp.hosts.size(), 1u);
+    EXPECT_EQ(c.lans[0].dhcp.hosts[0].name, "printer");
     EXPECT_EQ(c.dns.upstream, (std::vector<std::string>{"192.0.2.53", "2001:db8::53"}));
     EXPECT_EQ(c.ntp.servers.size(), 2u);
     EXPECT_FALSE(c.ssh.allow_wan);
@@ -41,10 +41,10 @@ TEST(Config, GoodFileParses) {
 TEST(Config, DefaultsForAMinimalFile) {
     auto r = parse_config_text(kMinimal, "min.conf");
     ASSERT_TRUE(r.config) << errors_of(r);
-    EXPECT_EQ(r.config->lan.domain, "lan");
-    EXPECT_TRUE(r.config->lan.dhcp.enabled);
-    EXPECT_EQ(r.config->lan.dhcp.range_start.str(), "192.168.1.128");
-    EXPECT_EQ(r.config->lan.dhcp.range_end.str(), "192.168.1.254");
+    EXPECT_EQ(r.config->lans[0].domain, "lan");
+    EXPECT_TRUE(r.config->lans[0].dhcp.enabled);
+    EXPECT_EQ(r.config->lans[0].dhcp.range_start.str(), "192.168.1.128");
+    EXPECT_EQ(r.config->lans[0].dhcp.range_end.str(), "192.168.1.254");
     EXPECT_TRUE(r.config->ssh.enabled);
     EXPECT_EQ(r.config->ssh.port, 22);
 }

@@ -531,9 +531,14 @@ std::string Daemon::status_text() {
     if (!last_error_.empty()) o += last_error_;
     o += "last:     " + (last_transition_.empty() ? std::string("-") : last_transition_) + "\n";
     if (running_) {
-        LanConfig lan = running_->lan;
-        lan.ipv6_prefixes = native6_.announced();   // those of the uplink in use
-        o += "lan:      " + lan_summary(lan, current_ ? current_->lan_if : "") + "\n";
+        for (LanConfig lan : running_->lans) {
+            lan.ipv6_prefixes = native6_.announced_on(lan.name);   // those of the uplink in use
+            std::string ifname = current_ && current_->lan_ifs.count(lan.name) ? current_->lan_ifs.at(lan.name) : "";
+            if (running_->lans.size() == 1)
+                o += "lan:      " + lan_summary(lan, ifname) + "\n";
+            else
+                o += "lan:      " + lan.name + ": " + lan_summary(lan, ifname) + " (" + to_string(lan.trust) + ")\n";
+        }
         o += "wan:      " + wan_status_line() + "\n";
     } else {
         o += "lan:      not configured\n";
@@ -571,11 +576,19 @@ std::string Daemon::status_json() {
     j["config"] = {{"path", opts_.config_path}, {"ok", last_error_.empty()}, {"error", last_error_}};
     j["last_transition"] = last_transition_;
     if (running_) {
-        LanConfig lan = running_->lan;
-        lan.ipv6_prefixes = native6_.announced();
-        j["lan"] = {{"interface", current_ ? current_->lan_if : ""},
-                    {"ipv4", lan.ipv4.str()},
-                    {"ipv6", lan_ipv6_addresses(lan)}};
+        json lans = json::array();
+        for (LanConfig lan : running_->lans) {
+            lan.ipv6_prefixes = native6_.announced_on(lan.name);
+            std::string ifname = current_ && current_->lan_ifs.count(lan.name) ? current_->lan_ifs.at(lan.name) : "";
+            lans.push_back({{"name", lan.name},
+                            {"interface", ifname},
+                            {"vlan", lan.vlan},
+                            {"trust", to_string(lan.trust)},
+                            {"ipv4", lan.ipv4.str()},
+                            {"ipv6", lan_ipv6_addresses(lan)}});
+        }
+        j["lan"] = lans.front();   // the first segment (as before segments existed)
+        j["lans"] = lans;
         j["wan"] = wan_.status_json();
         if (running_->wan.ipv4) {
             auto l = *static_wan_lease(running_->wan);

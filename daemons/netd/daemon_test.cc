@@ -359,7 +359,7 @@ TEST(Daemon, AReloadRefusedHalfWayRollsBackWhole) {
     EXPECT_EQ(f.kernel.route_set, before_routes);
     EXPECT_EQ(f.kernel.ruleset_text, before_rules) << "the firewall too";
     EXPECT_TRUE(f.kernel.find(kTunnelIf));
-    EXPECT_EQ(f.d->running_config()->lan.ipv4.str(), "192.168.7.1/24") << "the running configuration stays";
+    EXPECT_EQ(f.d->running_config()->lans[0].ipv4.str(), "192.168.7.1/24") << "the running configuration stays";
     EXPECT_NE(f.ctl({"status"}).text.find("REFUSED"), std::string::npos);
 }
 

@@ -15,7 +15,7 @@ const DesiredLink* DesiredState::link(const std::string& name) const {
 
 Result<LinkInfo> resolve_link(const std::vector<LinkInfo>& links, const InterfaceRef& ref) {
     for (auto& l : links) {
-        if (ref.mac ? (l.mac && *l.mac == *ref.mac && !l.sit) : l.name == ref.device) {
+        if (ref.mac ? (l.mac && *l.mac == *ref.mac && !l.sit && !l.vlan) : l.name == ref.device) {
             if (ref.mac && !ref.device.empty() && l.name != ref.device)
                 return Error{"interface " + ref.describe() + ": the MAC belongs to " + l.name};
             return l;
@@ -69,24 +69,38 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
                                    const Ipv6Facts* v6) {
     // A static WAN address stands in for the lease; udhcpc then does not run.
     const std::optional<DhcpLease> lease = c.wan.ipv4 ? static_wan_lease(c.wan) : dhcp_lease;
-    auto lan = resolve_link(links, c.lan.interface);
-    if (!lan) return Error{"LAN: " + lan.error().str()};
     auto wan = resolve_link(links, c.wan.interface);
     if (!wan) return Error{"WAN: " + wan.error().str()};
-    if (lan->name == wan->name) return Error{"LAN and WAN name the same interface " + lan->name};
+    std::map<std::string, std::string> lan_ifs;
+    for (auto& l : c.lans) {
+        auto link = segment_link(l, links);
+        if (!link) return Error{"segment '" + l.name + "': " + link.error().str()};
+        if (*link == wan->name) return Error{"segment '" + l.name + "' and WAN name the same interface " + *link};
+        for (auto& [other, ifname] : lan_ifs)
+            if (ifname == *link) return Error{"segments '" + other + "' and '" + l.name + "' are both on " + *link};
+        lan_ifs[l.name] = *link;
+    }
 
     const Ipv6Facts f6 = v6 ? *v6 : static_ipv6_facts(c);
-    // The configuration as the LAN has it now: its IPv6 prefixes are those of the uplink in use.
+    // The configuration as the segments have it now: their IPv6 prefixes are those of the
+    // uplink in use.
     Config ec = c;
-    ec.lan.ipv6_prefixes = f6.lan_prefixes;
+    ec.tunnel.routed_prefix.reset();
+    for (auto& l : ec.lans) {
+        l.ipv6_prefixes.clear();
+        for (auto& p : f6.lan_prefixes)
+            if (auto it = f6.segment.find(p); it != f6.segment.end() && it->second == l.name) l.ipv6_prefixes.push_back(p);
+    }
 
     DesiredState d;
-    add_lan(d, ec.lan, *lan);
+    for (auto& l : ec.lans) add_lan(d, l, lan_ifs[l.name], links);
     add_wan(d, *wan, lease);
     add_tunnel(d, c.tunnel, lease, f6.in_use == Uplink6Use::tunnel);
     if (f6.dhcp6_client) add_native(d, wan->name);
+    // Static routes to networks behind downstream routers on a segment.
+    for (auto& r : c.routes) d.routes.insert({r.to, lan_ifs[r.lan], r.via});
     // The firewall is loaded before anything else; forwarding only with it.
-    auto fw_in = firewall_inputs(ec, lan->name, wan->name);
+    auto fw_in = firewall_inputs(ec, lan_ifs, wan->name);
     fw_in.dhcpv6_client = f6.dhcp6_client;
     d.ruleset = build_ruleset(fw_in);
     d.ruleset_text = render_nft(d.ruleset);
@@ -94,14 +108,21 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
     d.sysctls["net/ipv6/conf/all/forwarding"] = "1";
 
     RuntimeFacts f;
-    f.lan_ifname = lan->name;
-    f.lan_mtu = lan->mtu ? lan->mtu : 1500;
-    // With an IPv6 uplink the router is the LAN's IPv6 default router; through the tunnel the
-    // RAs carry the tunnel MTU.
+    f.hostsdir = paths.run_dir + "/hosts";
+    for (auto& l : ec.lans) {
+        SegmentFacts& sf = f.lans[l.name];
+        sf.ifname = lan_ifs[l.name];
+        for (auto& li : links)
+            if (li.name == sf.ifname && li.mtu) sf.mtu = li.mtu;
+        // With an IPv6 uplink the router is the LAN's IPv6 default router; through the tunnel
+        // the RAs carry the tunnel MTU.
+        if (f6.in_use == Uplink6Use::tunnel) sf.mtu = std::min(sf.mtu, c.tunnel.mtu);
+        for (auto& p : f6.stale)
+            if (auto it = f6.segment.find(p); it != f6.segment.end() && it->second == l.name)
+                sf.deprecated_prefixes.push_back(p);
+    }
     f.ipv6_uplink = f6.in_use != Uplink6Use::none;
-    if (f6.in_use == Uplink6Use::tunnel) f.lan_mtu = std::min(f.lan_mtu, c.tunnel.mtu);
     for (auto& [p, lt] : f6.lifetimes) f.prefix_lifetimes[p] = {lt.preferred, lt.valid};
-    f.deprecated_prefixes = f6.stale;
     if (lease)
         for (auto& n : lease->ntp) f.wan_ntp.push_back(n.str());
 
@@ -117,8 +138,14 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
     d.services.push_back(dnsmasq_service(ec, f, paths.run_dir));
     d.services.push_back(ntpd_service(ec, f));
     // Without a prefix radvd has nothing to announce.
-    if (!ec.lan.ipv6_prefixes.empty() || !f6.stale.empty()) d.services.push_back(radvd_service(ec, f, paths.run_dir));
-    if (c.ssh.enabled) d.services.push_back(sshd_service(ec, f, paths.run_dir));
+    bool any6 = !f6.stale.empty();
+    for (auto& l : ec.lans) any6 = any6 || !l.ipv6_prefixes.empty();
+    if (any6) d.services.push_back(radvd_service(ec, f, paths.run_dir));
+    // sshd with no ListenAddress would listen everywhere: without a segment to listen on (and
+    // not on WAN) it does not run.
+    bool ssh_somewhere = c.ssh.allow_wan;
+    for (auto& l : c.lans) ssh_somewhere = ssh_somewhere || l.ssh;
+    if (c.ssh.enabled && ssh_somewhere) d.services.push_back(sshd_service(ec, f, paths.run_dir));
     return d;
 }
 

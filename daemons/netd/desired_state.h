@@ -28,9 +28,11 @@ struct DesiredLink {
 };
 
 struct DesiredState {
-    std::string lan_if, wan_if;           // resolved names (status, firewall)
+    std::string wan_if;                   // resolved name (status, firewall)
+    std::map<std::string, std::string> lan_ifs;   // segment name -> resolved link name
     std::vector<DesiredLink> links;       // every link netd manages, sit device included
     std::optional<SitSpec> sit;
+    std::vector<VlanSpec> vlans;          // the segments' 802.1Q links
     std::set<IfAddr> addresses;           // on the managed links (IPv6 link-local excluded)
     std::set<Route> routes;               // with kNetdRouteProto
     std::map<std::string, std::string> sysctls;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <sstream>
 
 namespace netd {
@@ -432,15 +433,32 @@ std::vector<Interval> merge_prefixes(const std::vector<std::pair<std::vector<uin
 
 }  // namespace nft
 
-FirewallInputs firewall_inputs(const Config& c, const std::string& lan_if, const std::string& wan_if) {
+FirewallInputs firewall_inputs(const Config& c, const std::map<std::string, std::string>& lan_ifs,
+                               const std::string& wan_if) {
     FirewallInputs in;
-    in.lan_if = lan_if;
-    in.lan4 = c.lan.ipv4;
-    in.lan6 = c.lan.ipv6_prefixes;
+    for (auto& l : c.lans) {
+        FirewallSegment seg;
+        seg.name = l.name;
+        auto it = lan_ifs.find(l.name);
+        seg.ifname = it != lan_ifs.end() ? it->second : l.interface.device;
+        seg.lan4 = l.ipv4;
+        seg.lan6 = l.ipv6_prefixes;
+        seg.guest = l.trust == Trust::guest;
+        seg.ssh = l.ssh;
+        for (auto& r : c.routes) {
+            if (r.lan != l.name) continue;
+            if (r.to.family == AF_INET)
+                seg.routed4.push_back(*Ipv4Cidr::parse(r.to.str()));
+            else
+                seg.lan6.push_back(*Ipv6Prefix::parse(r.to.str()));
+        }
+        in.lans.push_back(std::move(seg));
+    }
     in.wan_if = wan_if;
     in.ssh_enabled = c.ssh.enabled;
     in.ssh_port = c.ssh.port;
     in.ssh_wan = c.ssh.enabled && c.ssh.allow_wan;
+    in.ntp_server = c.ntp.serve_lan;
     in.fw = c.firewall;
     if (c.tunnel.mode != TunnelMode::none) {
         in.tunnel_if = kTunnelIf;
@@ -483,21 +501,47 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
     Prefixes block4, block6, lan4, lan6;
     for (auto& p : in.fw.blocklist4) block4.push_back(v4(p.addr, p.len));
     for (auto& p : in.fw.blocklist6) block6.push_back(v6(p.addr, p.len));
-    lan4.push_back(v4(in.lan4.network(), in.lan4.len));
-    for (auto& p : in.lan6) lan6.push_back(v6(p.addr, p.len));
-    // What the router itself accepts from the LAN as a source: also 0.0.0.0 (DHCP discover),
-    // link-local and :: (neighbour discovery, duplicate address detection).
-    Prefixes lan_local4 = lan4, lan_local6 = lan6;
-    lan_local4.push_back(v4(Ipv4Addr{0}, 32));
-    lan_local6.push_back(v6(Ipv6Addr{}, 128));
-    lan_local6.push_back(v6(*Ipv6Addr::parse("fe80::"), 10));
+    // Each segment's own sources (its subnets and the networks routed via it); lan4/lan6 are
+    // all of them together (never a source from outside).
+    struct SegSets {
+        Prefixes p4, p6;
+        std::string n4, n6, nl4, nl6;       // set names: own sources; with link-local ones
+        uint32_t id4 = 0, id6 = 0, idl4 = 0, idl6 = 0;
+    };
+    std::vector<SegSets> seg(in.lans.size());
+    for (size_t i = 0; i < in.lans.size(); ++i) {
+        auto& l = in.lans[i];
+        seg[i].p4.push_back(v4(l.lan4.network(), l.lan4.len));
+        for (auto& p : l.routed4) seg[i].p4.push_back(v4(p.network(), p.len));
+        for (auto& p : l.lan6) seg[i].p6.push_back(v6(p.addr, p.len));
+        lan4.insert(lan4.end(), seg[i].p4.begin(), seg[i].p4.end());
+        lan6.insert(lan6.end(), seg[i].p6.begin(), seg[i].p6.end());
+    }
 
     const uint32_t block4_id = interval_set("blocklist4", false, block4);
     const uint32_t block6_id = interval_set("blocklist6", true, block6);
     const uint32_t lan4_id = interval_set("lan4", false, lan4);
     const uint32_t lan6_id = interval_set("lan6", true, lan6);
-    const uint32_t lan_local4_id = interval_set("lan_local4", false, lan_local4);
-    const uint32_t lan_local6_id = interval_set("lan_local6", true, lan_local6);
+    // What the router itself accepts from a segment as a source: also 0.0.0.0 (DHCP
+    // discover), link-local and :: (neighbour discovery, duplicate address detection). With a
+    // single segment its sets are lan4/lan6 themselves.
+    for (size_t i = 0; i < in.lans.size(); ++i) {
+        auto& s = seg[i];
+        const bool one = in.lans.size() == 1;
+        const std::string suffix = one ? "" : "_" + in.lans[i].name;
+        Prefixes local4 = s.p4, local6 = s.p6;
+        local4.push_back(v4(Ipv4Addr{0}, 32));
+        local6.push_back(v6(Ipv6Addr{}, 128));
+        local6.push_back(v6(*Ipv6Addr::parse("fe80::"), 10));
+        s.n4 = "lan4" + suffix;
+        s.n6 = "lan6" + suffix;
+        s.nl4 = "lan_local4" + suffix;
+        s.nl6 = "lan_local6" + suffix;
+        s.id4 = one ? lan4_id : interval_set(s.n4, false, s.p4);
+        s.id6 = one ? lan6_id : interval_set(s.n6, true, s.p6);
+        s.idl4 = interval_set(s.nl4, false, local4);
+        s.idl6 = interval_set(s.nl6, true, local6);
+    }
     // RFC 6092 REC-5/REC-6: unique local (fc00::/7) and the deprecated site-local (fec0::/10)
     // addresses do not cross the border.
     const uint32_t scoped6_id = interval_set(
@@ -522,16 +566,19 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
         r.push_back(rb().in_set(true, true, "blocklist6", block6_id).counter().drop());
         if (!input) r.push_back(rb().in_set(true, false, "blocklist6", block6_id).counter().drop());
         r.push_back(rb().rt_type0().counter().drop());
-        // From the LAN: only sources of the LAN (for the router itself, also the link-local
+        // From a segment: only its own sources (for the router itself, also the link-local
         // ones neighbour discovery and DHCP need).
-        r.push_back(rb().iifname(in.lan_if)
-                        .in_set(false, true, input ? "lan_local4" : "lan4", input ? lan_local4_id : lan4_id, true)
-                        .counter()
-                        .drop());
-        r.push_back(rb().iifname(in.lan_if)
-                        .in_set(true, true, input ? "lan_local6" : "lan6", input ? lan_local6_id : lan6_id, true)
-                        .counter()
-                        .drop());
+        for (size_t i = 0; i < in.lans.size(); ++i) {
+            auto& s = seg[i];
+            r.push_back(rb().iifname(in.lans[i].ifname)
+                            .in_set(false, true, input ? s.nl4 : s.n4, input ? s.idl4 : s.id4, true)
+                            .counter()
+                            .drop());
+            r.push_back(rb().iifname(in.lans[i].ifname)
+                            .in_set(true, true, input ? s.nl6 : s.n6, input ? s.idl6 : s.id6, true)
+                            .counter()
+                            .drop());
+        }
         // From outside: never a source of our own.
         for (auto& o : outside) {
             if (o.ipv4) r.push_back(rb().iifname(o.name).in_set(false, true, "lan4", lan4_id).counter().drop());
@@ -567,8 +614,20 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
     echo_limits(ir);
     ir.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
     ir.push_back(rb().ct_state(kCtInvalid, "invalid").counter().drop());
-    // The LAN reaches every service of the router (DNS, DHCP, NTP, SSH).
-    ir.push_back(rb().iifname(in.lan_if).accept());
+    // A full segment reaches every service of the router (DNS, DHCP, NTP, SSH unless its ssh
+    // is off); a guest segment only DHCP, DNS, NTP and DHCPv6 information (ICMP below).
+    for (auto& l : in.lans) {
+        if (!l.guest) {
+            if (in.ssh_enabled && !l.ssh) ir.push_back(rb().iifname(l.ifname).dport(Proto::tcp, in.ssh_port).counter().drop());
+            ir.push_back(rb().iifname(l.ifname).accept());
+            continue;
+        }
+        ir.push_back(rb().iifname(l.ifname).dport(Proto::udp, 67).accept());
+        ir.push_back(rb().iifname(l.ifname).dport(Proto::udp, 547).accept());
+        ir.push_back(rb().iifname(l.ifname).dport(Proto::udp, 53).accept());
+        ir.push_back(rb().iifname(l.ifname).dport(Proto::tcp, 53).accept());
+        if (in.ntp_server) ir.push_back(rb().iifname(l.ifname).dport(Proto::udp, 123).accept());
+    }
 
     // Per-source limits from outside: new TCP connections, then echo requests.
     auto syn_limits = [&](std::vector<Rule>& r) {
@@ -616,14 +675,47 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
     echo_limits(fr);
     fr.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
     fr.push_back(rb().ct_state(kCtInvalid, "invalid").counter().drop());
-    for (auto& o : outside) fr.push_back(rb().iifname(in.lan_if).oifname(o.name).accept());
+    // The segment an IPv6 host or IPv4 address is on (the first segment when none is).
+    auto seg_of6 = [&](const Ipv6Addr& a) -> const FirewallSegment& {
+        for (auto& l : in.lans)
+            for (auto& p : l.lan6)
+                if (p.contains(a)) return l;
+        return in.lans.front();
+    };
+    auto seg_of4 = [&](const Ipv4Addr& a) -> const FirewallSegment& {
+        for (auto& l : in.lans)
+            if (l.lan4.contains(a)) return l;
+        return in.lans.front();
+    };
+    // Every segment reaches the outside. A guest segment reaches nothing else; full segments
+    // reach each other, and a guest segment's open6 hosts (nothing else of it).
+    for (auto& l : in.lans)
+        for (auto& o : outside) fr.push_back(rb().iifname(l.ifname).oifname(o.name).accept());
+    for (auto& g : in.lans)
+        if (g.guest && in.lans.size() > 1) fr.push_back(rb().iifname(g.ifname).counter().drop());
+    for (auto& a : in.lans) {
+        if (a.guest) continue;
+        for (auto& b : in.lans) {
+            if (&a == &b) continue;
+            if (!b.guest) {
+                fr.push_back(rb().iifname(a.ifname).oifname(b.ifname).accept());
+                continue;
+            }
+            for (auto& o : in.fw.open6)
+                if (&seg_of6(o.host) == &b)
+                    fr.push_back(rb().iifname(a.ifname).oifname(b.ifname).ip6_addr(false, o.host, 128).dport(o.proto, o.port).accept());
+            fr.push_back(rb().iifname(a.ifname).oifname(b.ifname).counter().drop());
+        }
+    }
     syn_limits(fr);
     fr.push_back(rb().icmp6_types({{128, "echo-request"}}).accept());
     fr.push_back(rb().icmp6_types(kIcmp6Errors).limit(limits::kIcmp6).accept());
     for (auto& o : in.fw.open6)
-        fr.push_back(rb().oifname(in.lan_if).ip6_addr(false, o.host, 128).dport(o.proto, o.port).accept());
-    if (!in.fw.forward4.empty())
-        fr.push_back(rb().iifname(in.wan_if).oifname(in.lan_if).ct_status_dnat().accept());
+        fr.push_back(rb().oifname(seg_of6(o.host).ifname).ip6_addr(false, o.host, 128).dport(o.proto, o.port).accept());
+    std::set<std::string> dnat_to;
+    for (auto& f : in.fw.forward4) dnat_to.insert(seg_of4(f.to).ifname);
+    for (auto& l : in.lans)
+        if (dnat_to.count(l.ifname)) fr.push_back(rb().iifname(in.wan_if).oifname(l.ifname).ct_status_dnat().accept());
 
     filter.chains = {std::move(input), std::move(mss), std::move(forward)};
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -120,10 +121,19 @@ std::vector<Interval> merge_prefixes(const std::vector<std::pair<std::vector<uin
 }  // namespace nft
 
 // What the policy depends on besides the [firewall] section.
+// One LAN segment as the policy sees it.
+struct FirewallSegment {
+    std::string name;
+    std::string ifname;
+    Ipv4Cidr lan4;                          // its IPv4 subnet (the router's address in it)
+    std::vector<Ipv4Cidr> routed4;          // networks behind downstream routers on it
+    std::vector<Ipv6Prefix> lan6;           // its IPv6 prefixes and networks routed via it
+    bool guest = false;                     // Trust::guest
+    bool ssh = true;                        // reaches the router's SSH
+};
+
 struct FirewallInputs {
-    std::string lan_if;
-    Ipv4Cidr lan4;                          // the LAN's IPv4 subnet (the router's address in it)
-    std::vector<Ipv6Prefix> lan6;           // the LAN's IPv6 prefixes
+    std::vector<FirewallSegment> lans;      // at least one
     std::string wan_if;
     std::string tunnel_if;                  // empty: no tunnel
     std::optional<Ipv4Addr> tunnel_peer;    // protocol 41 is accepted from this address only
@@ -131,10 +141,14 @@ struct FirewallInputs {
     uint16_t ssh_port = 22;
     bool ssh_wan = false;                   // SSH also from WAN and tunnel (rate-limited)
     bool dhcpv6_client = false;             // native IPv6: DHCPv6 replies to dhcpcd on WAN
+    bool ntp_server = true;                 // [ntp] serve_lan: guests reach NTP too
     FirewallConfig fw;
 };
 
-FirewallInputs firewall_inputs(const Config& c, const std::string& lan_if, const std::string& wan_if);
+// c: the configuration with each segment's ipv6_prefixes as in use now; lan_ifs: segment name
+// -> link name.
+FirewallInputs firewall_inputs(const Config& c, const std::map<std::string, std::string>& lan_ifs,
+                               const std::string& wan_if);
 
 // Table names: everything netd owns, and nothing else is touched.
 inline constexpr const char* kFilterTable = "netd";      // inet: filter, MSS clamping

@@ -36,11 +36,11 @@ void expect_golden(const std::string& name, const std::string& text) {
 }
 
 TEST(Firewall, GoldenMinimal) {
-    expect_golden("minimal.nft", render_nft(build_ruleset(firewall_inputs(load("minimal.conf"), "eth1", "eth0"))));
+    expect_golden("minimal.nft", render_nft(build_ruleset(firewall_inputs(load("minimal.conf"), {{"lan", "eth1"}}, "eth0"))));
 }
 
 TEST(Firewall, GoldenFullWithTunnel) {
-    auto in = firewall_inputs(load("full.conf"), "eth1", "eth0");
+    auto in = firewall_inputs(load("full.conf"), {{"lan", "eth1"}}, "eth0");
     in.tunnel_if = "sit6in4";
     in.tunnel_peer = Ipv4Addr::parse("192.0.2.1");
     expect_golden("full-tunnel.nft", render_nft(build_ruleset(in)));
@@ -49,11 +49,11 @@ TEST(Firewall, GoldenFullWithTunnel) {
 TEST(Firewall, GoldenExampleImageConfig) {
     auto r = load_config(NETD_TESTDATA "/../../../image/example/router.conf");
     ASSERT_TRUE(r.config);
-    expect_golden("example.nft", render_nft(build_ruleset(firewall_inputs(*r.config, "eth1", "eth0"))));
+    expect_golden("example.nft", render_nft(build_ruleset(firewall_inputs(*r.config, {{"lan", "eth1"}}, "eth0"))));
 }
 
 TEST(Firewall, DefaultPoliciesDropAndNoWanSshWithoutAllowWan) {
-    auto rs = build_ruleset(firewall_inputs(load("minimal.conf"), "eth1", "eth0"));
+    auto rs = build_ruleset(firewall_inputs(load("minimal.conf"), {{"lan", "eth1"}}, "eth0"));
     auto text = render_nft(rs);
     EXPECT_NE(text.find("hook input priority filter; policy drop;"), std::string::npos);
     EXPECT_NE(text.find("hook forward priority filter; policy drop;"), std::string::npos);
@@ -80,7 +80,7 @@ std::vector<nft::Expr::Kind> kinds(const nft::Rule& r) {
 using K = nft::Expr::Kind;
 
 TEST(Firewall, SshFromOutsideIsLimitedPerSource) {
-    auto rs = build_ruleset(firewall_inputs(load("full.conf"), "eth1", "eth0"));
+    auto rs = build_ruleset(firewall_inputs(load("full.conf"), {{"lan", "eth1"}}, "eth0"));
     // nft --debug=netlink for the same text: iifname, l4proto tcp, dport, ct state new, nfproto
     // ipv6, ip6 saddr, & /64 mask, dynset update with a "limit rate over" of its own, counter, drop.
     auto* ssh = find_rule(rs, "input",
@@ -109,7 +109,7 @@ TEST(Firewall, SshFromOutsideIsLimitedPerSource) {
 }
 
 TEST(Firewall, SourceValidationBeforeConntrack) {
-    auto in = firewall_inputs(load("full.conf"), "eth1", "eth0");
+    auto in = firewall_inputs(load("full.conf"), {{"lan", "eth1"}}, "eth0");
     in.tunnel_if = "sit6in4";
     auto rs = build_ruleset(in);
     for (const char* chain : {"input", "forward"}) {
@@ -158,7 +158,7 @@ TEST(Firewall, SourceValidationBeforeConntrack) {
 }
 
 TEST(Firewall, RoutingHeaderZeroAndReversePathExpressions) {
-    auto in = firewall_inputs(load("full.conf"), "eth1", "eth0");
+    auto in = firewall_inputs(load("full.conf"), {{"lan", "eth1"}}, "eth0");
     auto rs = build_ruleset(in);
     auto* rh0 = find_rule(rs, "forward", "rt type 0 counter drop");
     ASSERT_NE(rh0, nullptr);
@@ -173,8 +173,8 @@ TEST(Firewall, RoutingHeaderZeroAndReversePathExpressions) {
 
 TEST(Firewall, NoLanPrefixesMeansNoGlobalIpv6FromTheLan) {
     auto c = load("full.conf");
-    c.lan.ipv6_prefixes.clear();
-    auto rs = build_ruleset(firewall_inputs(c, "eth1", "eth0"));
+    c.lans[0].ipv6_prefixes.clear();
+    auto rs = build_ruleset(firewall_inputs(c, {{"lan", "eth1"}}, "eth0"));
     for (auto& s : rs.tables[0].sets) {
         if (s.name == "lan6") {
             EXPECT_TRUE(s.elements.empty());

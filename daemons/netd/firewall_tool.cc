@@ -1,10 +1,12 @@
 // netd-firewall-tool: the firewall module on its own, for tests and benchmarks.
 //   netd-firewall-tool render CONFIG LAN_IF WAN_IF [TUNNEL_PEER]   print the nft text
+//       LAN_IF: the first segment's link, or SEGMENT=LINK,SEGMENT=LINK,... for several
 //   netd-firewall-tool load CONFIG LAN_IF WAN_IF [TUNNEL_PEER] [REPEAT]
 //       load it REPEAT times (default 1) and print the time of each load in microseconds
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 
 #include "config.h"
@@ -19,7 +21,24 @@ int main(int argc, char** argv) {
     auto res = netd::load_config(argv[2]);
     for (auto& e : res.errors) std::fprintf(stderr, "%s\n", e.str().c_str());
     if (!res.config) return 1;
-    auto in = netd::firewall_inputs(*res.config, argv[3], argv[4]);
+    // The segments with their prefixes as while the tunnel is the uplink (routed /64s too).
+    netd::Config c = *res.config;
+    for (auto& l : c.lans) l.ipv6_prefixes = res.config->tunnel_prefixes(l);
+    std::map<std::string, std::string> lan_ifs;
+    std::string spec = argv[3];
+    if (spec.find('=') == std::string::npos) {
+        lan_ifs[c.lans.front().name] = spec;
+    } else {
+        for (size_t start = 0; start <= spec.size();) {
+            size_t comma = spec.find(',', start);
+            if (comma == std::string::npos) comma = spec.size();
+            std::string item = spec.substr(start, comma - start);
+            size_t eq = item.find('=');
+            if (eq != std::string::npos) lan_ifs[item.substr(0, eq)] = item.substr(eq + 1);
+            start = comma + 1;
+        }
+    }
+    auto in = netd::firewall_inputs(c, lan_ifs, argv[4]);
     // As desired_state: dhcpcd runs on the WAN with native IPv6.
     in.dhcpv6_client = res.config->ipv6.uplink == netd::Uplink6::native || res.config->ipv6.uplink == netd::Uplink6::auto_;
     if (argc > 5 && std::string(argv[5]) != "-") {

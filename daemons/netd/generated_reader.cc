@@ -206,11 +206,13 @@ Result<Directives> read_sshd_config(std::string_view text) {
 
 ExpectedDirectives expected_directives(const Config& c, const RuntimeFacts& f, const std::string& run_dir) {
     ExpectedDirectives e;
-    const auto& lan = c.lan;
+    // One segment (the generators' multi-segment output is pinned by golden tests instead).
+    const auto& lan = c.lans[0];
+    const SegmentFacts sf = f.lan(lan.name);
     const std::string router = lan.ipv4.addr.str();
 
     auto& d = e.dnsmasq;
-    d = {{"user", {"dnsmasq"}},   {"group", {"nogroup"}},      {"interface", {f.lan_ifname}}, {"interface", {"lo"}},
+    d = {{"user", {"dnsmasq"}},   {"group", {"nogroup"}},      {"interface", {sf.ifname}}, {"interface", {"lo"}},
          {"bind-dynamic", {}},   {"resolv-file", {run_dir + "/resolv.wan"}}};
     for (auto& s : c.dns.upstream) d.push_back({"server", {s}});
     d.insert(d.end(), {{"domain-needed", {}},
@@ -221,6 +223,18 @@ ExpectedDirectives expected_directives(const Config& c, const RuntimeFacts& f, c
                        {"domain", {lan.domain}},
                        {"local", {"/" + lan.domain + "/"}},
                        {"expand-hosts", {}}});
+    if (!f.hostsdir.empty()) d.push_back({"hostsdir", {f.hostsdir}});
+    for (auto& p : lan.ipv6_prefixes) {
+        static const char hex[] = "0123456789abcdef";
+        std::string zone;
+        for (int i = 7; i >= 0; --i)
+            zone += std::string{hex[p.addr.bytes[i] & 0xf], '.', hex[p.addr.bytes[i] >> 4], '.'};
+        d.push_back({"local", {"/" + zone + "ip6.arpa/"}});
+    }
+    if (!lan.ipv6_prefixes.empty())
+        d.insert(d.end(), {{"dhcp-range", {"::", "constructor:" + sf.ifname, "static"}},
+                           {"dhcp-option", {"option6:dns-server", "[::]"}},
+                           {"dhcp-option", {"option6:domain-search", lan.domain}}});
     if (lan.dhcp.enabled) {
         d.insert(d.end(), {{"dhcp-authoritative", {}},
                            {"dhcp-range",
@@ -239,21 +253,28 @@ ExpectedDirectives expected_directives(const Config& c, const RuntimeFacts& f, c
     }
 
     // radvd: DNSSL suffixes are written fully qualified (see service_configs.cc).
-    const std::string iface = "interface " + f.lan_ifname + " > ";
+    const std::string iface = "interface " + sf.ifname + " > ";
+    // radvd writes a segment's block only when it has a prefix to announce.
     auto& r = e.radvd;
-    r = {{"interface", {f.lan_ifname}},
-         {iface + "AdvSendAdvert", {"on"}},
-         {iface + "MinRtrAdvInterval", {"30"}},
-         {iface + "MaxRtrAdvInterval", {"100"}},
-         {iface + "AdvLinkMTU", {std::to_string(f.lan_mtu)}},
-         {iface + "AdvDefaultLifetime", {f.ipv6_uplink ? "1800" : "0"}},
-         {iface + "DNSSL", {lan.domain.back() == '.' ? lan.domain : lan.domain + "."}}};
-    for (auto& p : lan.ipv6_prefixes) {
-        r.push_back({iface + "prefix", {p.str()}});
-        r.push_back({iface + "prefix " + p.str() + " > AdvOnLink", {"on"}});
-        r.push_back({iface + "prefix " + p.str() + " > AdvAutonomous", {"on"}});
+    if (!lan.ipv6_prefixes.empty()) {
+        r = {{"interface", {sf.ifname}},
+             {iface + "AdvSendAdvert", {"on"}},
+             {iface + "MinRtrAdvInterval", {"30"}},
+             {iface + "MaxRtrAdvInterval", {"100"}},
+             {iface + "AdvLinkMTU", {std::to_string(sf.mtu)}},
+             {iface + "AdvDefaultLifetime", {f.ipv6_uplink ? "1800" : "0"}},
+             {iface + "DNSSL", {lan.domain.back() == '.' ? lan.domain : lan.domain + "."}}};
+        for (auto& p : lan.ipv6_prefixes) {
+            r.push_back({iface + "prefix", {p.str()}});
+            r.push_back({iface + "prefix " + p.str() + " > AdvOnLink", {"on"}});
+            r.push_back({iface + "prefix " + p.str() + " > AdvAutonomous", {"on"}});
+        }
+        if (!lan.ipv6_prefixes.empty()) {
+            r.push_back({iface + "RDNSS", {lan.ipv6_prefixes.front().with_host(1).str()}});
+            r.push_back({iface + "AdvOtherConfigFlag", {"on"}});
+        }
+
     }
-    if (!lan.ipv6_prefixes.empty()) r.push_back({iface + "RDNSS", {lan.ipv6_prefixes.front().with_host(1).str()}});
 
     auto& s = e.sshd;
     s = {{"port", {std::to_string(c.ssh.port)}}, {"include", {"/etc/ssh/sshd_config"}}};

@@ -34,6 +34,14 @@ struct SitSpec {
     auto operator<=>(const SitSpec&) const = default;
 };
 
+// An 802.1Q VLAN link on a trunk NIC (a LAN segment with `vlan`).
+struct VlanSpec {
+    std::string name;     // vlan_link_name(parent, id)
+    std::string parent;
+    uint16_t id = 0;
+    auto operator<=>(const VlanSpec&) const = default;
+};
+
 struct LinkInfo {
     int ifindex = 0;
     std::string name;
@@ -41,6 +49,7 @@ struct LinkInfo {
     bool up = false;
     unsigned mtu = 0;
     std::optional<SitSpec> sit;   // set for sit devices (name and mtu repeated)
+    std::optional<VlanSpec> vlan; // set for VLAN links (their MAC is the trunk's)
     uint64_t rx_packets = 0, tx_packets = 0;
 };
 
@@ -80,6 +89,8 @@ public:
     virtual Status del_route(const Route& r) = 0;
     // Creates the sit device, or changes an existing one in place (its addresses stay).
     virtual Status put_sit(const SitSpec& s) = 0;
+    // Creates the VLAN link (down); refused when a link of that name exists.
+    virtual Status add_vlan(const VlanSpec& v) = 0;
     virtual Status del_link(const std::string& link) = 0;
     // key as under /proc/sys, e.g. "net/ipv6/conf/eth1/accept_ra".
     virtual Result<std::string> read_sysctl(const std::string& key) = 0;

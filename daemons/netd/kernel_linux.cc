@@ -9,6 +9,7 @@
 #include <netlink/route/addr.h>
 #include <netlink/route/link.h>
 #include <netlink/route/link/sit.h>
+#include <netlink/route/link/vlan.h>
 #include <netlink/route/route.h>
 #include <unistd.h>
 
@@ -91,8 +92,22 @@ public:
                 s.mtu = info.mtu;
                 info.sit = s;
             }
+            if (rtnl_link_is_vlan(l)) {
+                VlanSpec v;
+                v.name = info.name;
+                v.id = static_cast<uint16_t>(rtnl_link_vlan_get_id(l));
+                v.parent = std::to_string(rtnl_link_get_link(l));   // an ifindex until the names are known
+                info.vlan = v;
+            }
             out.push_back(std::move(info));
         }
+        for (auto& info : out)
+            if (info.vlan) {
+                int parent = std::atoi(info.vlan->parent.c_str());
+                info.vlan->parent.clear();
+                for (auto& p : out)
+                    if (p.ifindex == parent) info.vlan->parent = p.name;
+            }
         return out;
     }
 
@@ -213,6 +228,19 @@ public:
         // place (addresses and routes stay).
         if (int err = rtnl_link_add(sock_.get(), l.get(), NLM_F_CREATE); err < 0)
             return nl_error("sit " + s.name + " local " + s.local.str() + " remote " + s.remote.str(), err);
+        return Ok{};
+    }
+
+    Status add_vlan(const VlanSpec& v) override {
+        const std::string what = "vlan " + v.name + " on " + v.parent + " id " + std::to_string(v.id);
+        int parent = if_nametoindex(v.parent.c_str());
+        if (parent == 0) return Error::from_errno(what + ": " + v.parent);
+        LinkPtr l(rtnl_link_vlan_alloc());
+        if (!l) return Error{what + ": out of memory"};
+        rtnl_link_set_name(l.get(), v.name.c_str());
+        rtnl_link_set_link(l.get(), parent);
+        if (int err = rtnl_link_vlan_set_id(l.get(), v.id); err < 0) return nl_error(what, err);
+        if (int err = rtnl_link_add(sock_.get(), l.get(), NLM_F_CREATE | NLM_F_EXCL); err < 0) return nl_error(what, err);
         return Ok{};
     }
 

@@ -2,13 +2,31 @@
 
 namespace netd {
 
-void add_lan(DesiredState& d, const LanConfig& lan, const LinkInfo& link) {
-    d.lan_if = link.name;
-    d.links.push_back({link.name, true, std::nullopt});
-    d.addresses.insert({link.name, IpCidr::v4(lan.ipv4)});
-    for (auto& p : lan.ipv6_prefixes) d.addresses.insert({link.name, IpCidr::v6(p.with_host(1), p.len)});
+Result<std::string> segment_link(const LanConfig& lan, const std::vector<LinkInfo>& links) {
+    auto nic = resolve_link(links, lan.interface);
+    if (!nic) return nic.error();
+    if (!lan.vlan) return nic->name;
+    std::string name = vlan_link_name(nic->name, lan.vlan);
+    if (name.size() > 15) return Error{"the VLAN link name " + name + " is longer than 15 characters"};
+    return name;
+}
+
+void add_lan(DesiredState& d, const LanConfig& lan, const std::string& link, const std::vector<LinkInfo>& links) {
+    d.lan_ifs[lan.name] = link;
+    if (lan.vlan) {
+        // The trunk carries the VLAN: it is up too (and has no address of its own unless
+        // another segment is on it untagged).
+        auto nic = resolve_link(links, lan.interface);
+        if (nic) {
+            d.vlans.push_back({link, nic->name, lan.vlan});
+            if (!d.link(nic->name)) d.links.push_back({nic->name, true, std::nullopt});
+        }
+    }
+    if (!d.link(link)) d.links.push_back({link, true, std::nullopt});
+    d.addresses.insert({link, IpCidr::v4(lan.ipv4)});
+    for (auto& p : lan.ipv6_prefixes) d.addresses.insert({link, IpCidr::v6(p.with_host(1), p.len)});
     // The router does not autoconfigure itself from RAs on its own LAN.
-    d.sysctls[accept_ra_key(link.name)] = "0";
+    d.sysctls[accept_ra_key(link)] = "0";
 }
 
 std::vector<std::string> lan_ipv6_addresses(const LanConfig& lan) {

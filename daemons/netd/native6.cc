@@ -157,24 +157,16 @@ Result<Dhcp6Event> parse_dhcp6_event(const std::vector<std::string>& args) {
     return ev;
 }
 
-Result<Ipv6Prefix> lan_subnet(const Ipv6Prefix& delegated, uint64_t subnet_id) {
-    if (delegated.len > 64) return Error{delegated.str() + " is longer than /64"};
-    unsigned bits = 64 - delegated.len;
-    if (bits < 64 && (subnet_id >> bits) != 0)
-        return Error{"the delegated " + delegated.str() + " has " + std::to_string(uint64_t{1} << bits) +
-                     " /64s: no subnet id " + std::to_string(subnet_id)};
-    Ipv6Prefix p = delegated;
-    p.len = 64;
-    for (int i = 0; i < 8; ++i) p.addr.bytes[7 - i] |= static_cast<uint8_t>(subnet_id >> (8 * i));
-    return p;
-}
-
 Ipv6Facts static_ipv6_facts(const Config& c) {
     Ipv6Facts f;
     bool tunnel = c.tunnel.mode != TunnelMode::none;
     f.in_use = tunnel ? Uplink6Use::tunnel : Uplink6Use::none;
     f.why = tunnel ? "the [tunnel]" : "no [tunnel] and no [ipv6]";
-    f.lan_prefixes = c.lan.ipv6_prefixes;
+    for (auto& l : c.lans)
+        for (auto& p : c.tunnel_prefixes(l)) {
+            f.lan_prefixes.push_back(p);
+            f.segment[p] = l.name;
+        }
     return f;
 }
 
@@ -219,7 +211,8 @@ Ipv6Facts Native6::facts(const Config& c, const std::optional<Delegation>& d, Cl
         if (!f.next_change || t < *f.next_change) f.next_change = t;
     };
     bool lost = lost_ || (delegation_ && !d);
-    std::optional<Ipv6Prefix> lan64;
+    // The segments' /64s of the delegated prefix in use (the first that is still valid).
+    std::vector<std::pair<Ipv6Prefix, std::string>> native64;
     std::string delegated_text;
     if (u == Uplink6::unset) {
         f = static_ipv6_facts(c);
@@ -232,23 +225,28 @@ Ipv6Facts Native6::facts(const Config& c, const std::optional<Delegation>& d, Cl
                     lost = true;   // dhcpcd did not renew it in time: gone
                     continue;
                 }
-                auto s = lan_subnet(p.prefix, c.lan.subnet_id);
-                if (!s) {
-                    f.problem = s.error().str() + " (lan.subnet_id)";
-                    continue;
+                for (auto& l : c.lans) {
+                    auto id = c.subnet_id(l);
+                    if (!id) continue;
+                    auto s = lan_subnet(p.prefix, *id);
+                    if (!s) {
+                        f.problem = "the delegated " + s.error().str() + " (segment '" + l.name + "' subnet_id)";
+                        continue;
+                    }
+                    native64.emplace_back(*s, l.name);
+                    f.lifetimes[*s] = {std::min(p.preferred, kNdPreferredLimit), std::min(p.valid, kNdValidLimit)};
                 }
-                lan64 = *s;
-                f.lifetimes[*s] = {std::min(p.preferred, kNdPreferredLimit), std::min(p.valid, kNdValidLimit)};
+                if (native64.empty()) continue;
                 delegated_text = p.prefix.str();
                 soonest(d->at + std::chrono::seconds(p.valid));
                 break;
             }
-            if (lan64) f.dns = d->dns;
+            if (!native64.empty()) f.dns = d->dns;
         }
         if (u == Uplink6::tunnel) {
             f.in_use = Uplink6Use::tunnel;
             f.why = "[ipv6] uplink = \"tunnel\"";
-        } else if (lan64) {
+        } else if (!native64.empty()) {
             f.in_use = Uplink6Use::native;
             f.why = delegated_text + " delegated by DHCPv6 (" + d->reason + ")";
         } else if (u == Uplink6::native) {
@@ -268,11 +266,27 @@ Ipv6Facts Native6::facts(const Config& c, const std::optional<Delegation>& d, Cl
             f.why = "waiting up to " + std::to_string(c.ipv6.native_wait) + " s for a prefix delegated by DHCPv6";
             soonest(wait_until_);
         }
-        if (f.in_use == Uplink6Use::native) f.lan_prefixes.push_back(*lan64);
-        // [lan] ipv6_prefixes: the tunnel's (routed by the broker), or with uplink "native"
-        // extra prefixes of the LAN's own (a ULA).
-        if (f.in_use == Uplink6Use::tunnel || u == Uplink6::native)
-            for (auto& p : c.lan.ipv6_prefixes) f.lan_prefixes.push_back(p);
+        if (f.in_use == Uplink6Use::native)
+            for (auto& [p, seg] : native64) {
+                f.lan_prefixes.push_back(p);
+                f.segment[p] = seg;
+            }
+        else
+            f.lifetimes.clear();
+        // The segments' ipv6_prefixes (and routed /64s): the tunnel's (routed by the broker),
+        // or with uplink "native" extra prefixes of their own (a ULA).
+        for (auto& l : c.lans) {
+            if (f.in_use == Uplink6Use::tunnel)
+                for (auto& p : c.tunnel_prefixes(l)) {
+                    f.lan_prefixes.push_back(p);
+                    f.segment[p] = l.name;
+                }
+            else if (u == Uplink6::native)
+                for (auto& p : l.ipv6_prefixes) {
+                    f.lan_prefixes.push_back(p);
+                    f.segment[p] = l.name;
+                }
+        }
     }
     // Prefixes announced until now and no longer: deprecated in the RAs for a while. Only with
     // native IPv6 (renumbering); a prefix removed from the file is simply gone, as after a boot.
@@ -287,7 +301,11 @@ Ipv6Facts Native6::facts(const Config& c, const std::optional<Delegation>& d, Cl
         if (!wanted(p) && !stale.count(p))
             stale[p] = now + std::min<std::chrono::seconds>(std::chrono::seconds(valid), kStaleAnnounce);
     for (auto& [p, until] : stale) {
+        // On the segment it was announced on, while that segment exists.
+        auto w = where_.find(p);
+        if (w == where_.end() || !c.lan_named(w->second)) continue;
         f.stale.push_back(p);
+        f.segment[p] = w->second;
         soonest(until);
     }
     return f;
@@ -302,6 +320,7 @@ void Native6::applied(const Ipv6Facts& f, Clock::time_point now) {
             stale[p] = now + std::min<std::chrono::seconds>(std::chrono::seconds(valid), kStaleAnnounce);
     announced_.clear();
     lan_now_ = f.lan_prefixes;
+    for (auto& [p, seg] : f.segment) where_[p] = seg;
     for (auto& p : f.lan_prefixes) {
         stale.erase(p);
         auto lt = f.lifetimes.find(p);
@@ -312,6 +331,7 @@ void Native6::applied(const Ipv6Facts& f, Clock::time_point now) {
     if (!f.dhcp6_client) stale.clear();
     for (auto& p : f.stale)
         if (stale.count(p)) stale_[p] = stale[p];
+    std::erase_if(where_, [&](const auto& w) { return !announced_.count(w.first) && !stale_.count(w.first); });
     if (f.in_use != in_use_ || switches_.empty()) {
         if (!switches_.empty() || f.in_use != Uplink6Use::none) {
             switches_.push_back(std::string(to_string(in_use_)) + " -> " + to_string(f.in_use) + ": " + f.why);
@@ -324,6 +344,13 @@ void Native6::applied(const Ipv6Facts& f, Clock::time_point now) {
 }
 
 std::vector<Ipv6Prefix> Native6::announced() const { return lan_now_; }
+
+std::vector<Ipv6Prefix> Native6::announced_on(const std::string& segment) const {
+    std::vector<Ipv6Prefix> out;
+    for (auto& p : lan_now_)
+        if (auto w = where_.find(p); w != where_.end() && w->second == segment) out.push_back(p);
+    return out;
+}
 
 void Native6::note_rejected(const std::string& reason) {
     ++rejected_;

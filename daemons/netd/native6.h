@@ -57,9 +57,6 @@ Result<Dhcp6Event> parse_dhcp6_event(const std::vector<std::string>& args);
 inline constexpr size_t kMaxDelegated = 8;
 inline constexpr uint8_t kMinDelegatedLen = 32;   // no home ISP delegates more than a /32
 
-// The LAN's /64 in a delegated prefix: the subnet id fills the bits between the delegated
-// length and 64. An error when the id does not fit ("a /62 has 4 subnets").
-Result<Ipv6Prefix> lan_subnet(const Ipv6Prefix& delegated, uint64_t subnet_id);
 
 // RFC 9096 L-2/L-3: the lifetimes announced on the LAN for a delegated prefix are at most
 // these (a host then stops using a prefix that went away without notice within 45 min, and
@@ -81,7 +78,8 @@ struct Ipv6Facts {
     Uplink6Use in_use = Uplink6Use::none;
     std::string why;                                // in words, for status
     bool dhcp6_client = false;                      // dhcpcd on the WAN, the WAN accepts RAs
-    std::vector<Ipv6Prefix> lan_prefixes;           // announced and on the LAN link (router ::1)
+    std::vector<Ipv6Prefix> lan_prefixes;           // announced and on the LAN links (router ::1)
+    std::map<Ipv6Prefix, std::string> segment;      // each of lan_prefixes and stale: on which segment
     std::map<Ipv6Prefix, PrefixLifetimes> lifetimes;  // for those from the delegation
     std::vector<Ipv6Prefix> stale;                  // announced with zero lifetimes
     std::vector<Ipv6Addr> dns;                      // resolvers from DHCPv6
@@ -122,6 +120,7 @@ public:
 
     void note_rejected(const std::string& reason);
     const std::optional<Delegation>& delegation() const { return delegation_; }
+    std::vector<Ipv6Prefix> announced_on(const std::string& segment) const;
     std::vector<Ipv6Prefix> announced() const;
     nlohmann::json status_json(const Config& c, Clock::time_point now) const;
     std::string status_text(const Config& c, Clock::time_point now) const;
@@ -136,6 +135,7 @@ private:
     std::map<Ipv6Prefix, uint32_t> announced_;       // LAN prefixes in the RAs: valid lifetime
     std::vector<Ipv6Prefix> lan_now_;                // the same, in order
     std::map<Ipv6Prefix, Clock::time_point> stale_;  // announced deprecated until
+    std::map<Ipv6Prefix, std::string> where_;        // the segment each was announced on
     Uplink6Use in_use_ = Uplink6Use::none;
     std::string why_;
     Clock::time_point switched_at_{};

@@ -204,7 +204,7 @@ TEST(Native6, RenumberingDeprecatesTheOldPrefixForAWhile) {
 
 TEST(Native6, ADelegationTooSmallForTheSubnetIdIsNotUsed) {
     Config c = config_of(kNative);
-    c.lan.subnet_id = 9;
+    c.lans[0].subnet_id = 9;
     Native6 n;
     auto t0 = Clock::now();
     n.configure(c, "eth0", t0);
@@ -232,7 +232,7 @@ TEST(Native6, WithoutIpv6SectionTheTunnelAsBefore) {
     auto f = n.facts(c, Clock::now());
     EXPECT_EQ(f.in_use, Uplink6Use::tunnel);
     EXPECT_FALSE(f.dhcp6_client);
-    EXPECT_EQ(f.lan_prefixes, c.lan.ipv6_prefixes);
+    EXPECT_EQ(f.lan_prefixes, c.lans[0].ipv6_prefixes);
 }
 
 TEST(Native6, DesiredStateFollowsTheUplinkInUse) {

@@ -135,6 +135,22 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         if (!links) return links.error();
     }
 
+    // 3b The segments' VLAN links; one of the name that is something else is replaced.
+    bool relist = false;
+    for (auto& v : want.vlans) {
+        const LinkInfo* l = find(v.name);
+        if (l && l->vlan && *l->vlan == v) continue;
+        if (l)
+            if (auto st = record(kernel_.del_link(v.name), "link del " + v.name); !st) return st;
+        if (auto st = record(kernel_.add_vlan(v), "vlan " + v.name + " on " + v.parent + " id " + std::to_string(v.id)); !st)
+            return st;
+        relist = true;
+    }
+    if (relist) {
+        links = kernel_.links();
+        if (!links) return links.error();
+    }
+
     // 4 Links: MTU (what netd found is restored when it no longer sets one), then up.
     for (auto& dl : want.links) {
         const LinkInfo* l = find(dl.name);
@@ -200,7 +216,12 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
             ++it;
             continue;
         }
-        if (const LinkInfo* l = find(name)) {
+        if (const LinkInfo* l = find(name); l && l->vlan) {
+            // A VLAN link netd made for a segment that is gone: deleted with its addresses.
+            if (auto st = record(kernel_.del_link(name), "link del " + name); !st) return st;
+            for (auto a = owned_addrs_.begin(); a != owned_addrs_.end();)
+                a = a->link == name ? owned_addrs_.erase(a) : std::next(a);
+        } else if (l) {
             if (auto m = mtu_original_.find(name); m != mtu_original_.end() && l->mtu != m->second)
                 if (auto st = record(kernel_.set_mtu(name, m->second), "link " + name + " mtu " + std::to_string(m->second));
                     !st)

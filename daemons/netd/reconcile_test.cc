@@ -123,8 +123,8 @@ TEST(Reconcile, PrefixRemovedTakesItsAddress) {
     two.replace(two.find("[\"2001:db8:7::/64\"]"), 19, "[\"2001:db8:7::/64\", \"2001:db8:8::/64\"]");
     r.go(two);
     EXPECT_EQ(r.go(kBaseConfig), (std::vector<std::string>{"nft load", "addr del eth1 2001:db8:8::1/64"}));
-    EXPECT_EQ(r.services.ops, (std::vector<std::string>{"restart radvd", "restart sshd"}))
-        << "radvd announces the prefixes, sshd listens on ::1 of each";
+    EXPECT_EQ(r.services.ops, (std::vector<std::string>{"restart dnsmasq", "restart radvd", "restart sshd"}))
+        << "dnsmasq answers their reverse zones, radvd announces the prefixes, sshd listens on ::1 of each";
     EXPECT_EQ(r.go(two), (std::vector<std::string>{"nft load", "addr add eth1 2001:db8:8::1/64"}));
 }
 

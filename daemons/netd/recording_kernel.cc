@@ -98,6 +98,20 @@ Status RecordingKernel::put_sit(const SitSpec& s) {
     return Ok{};
 }
 
+Status RecordingKernel::add_vlan(const VlanSpec& v) {
+    if (auto st = op("vlan " + v.name + " on " + v.parent + " id " + std::to_string(v.id)); !st) return st;
+    const LinkInfo* parent = find(v.parent);
+    if (!parent) return Error{"vlan " + v.name + ": no link " + v.parent};
+    if (find(v.name)) return Error{"vlan " + v.name + ": File exists"};
+    auto mac = parent->mac;
+    add_link(v.name, "", parent->mtu);
+    LinkInfo* l = find(v.name);
+    l->mac = mac;
+    l->up = false;
+    l->vlan = v;
+    return Ok{};
+}
+
 Status RecordingKernel::del_link(const std::string& link) {
     if (auto st = op("link del " + link); !st) return st;
     for (auto it = link_list.begin(); it != link_list.end(); ++it)

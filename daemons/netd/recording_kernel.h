@@ -40,6 +40,7 @@ public:
     Status add_route(const Route& r) override;
     Status del_route(const Route& r) override;
     Status put_sit(const SitSpec& s) override;
+    Status add_vlan(const VlanSpec& v) override;
     Status del_link(const std::string& link) override;
     Result<std::string> read_sysctl(const std::string& key) override;
     Status write_sysctl(const std::string& key, const std::string& value) override;

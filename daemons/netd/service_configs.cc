@@ -44,36 +44,79 @@ GeneratedService udhcpc_service(const std::string& wan_ifname, const std::string
     return g;
 }
 
+// The reverse zone of a /64: "0.0.0.0.7.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa".
+static std::string reverse_zone64(const Ipv6Prefix& p) {
+    static const char hex[] = "0123456789abcdef";
+    std::string o;
+    for (int i = 7; i >= 0; --i) {
+        o += hex[p.addr.bytes[i] & 0xf];
+        o += '.';
+        o += hex[p.addr.bytes[i] >> 4];
+        o += '.';
+    }
+    return o + "ip6.arpa";
+}
+
 GeneratedService dnsmasq_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir) {
-    const auto& lan = c.lan;
     std::ostringstream o;
     o << kHeader;
     o << "user=dnsmasq\ngroup=nogroup\n";
-    // Only the LAN and loopback; bind-dynamic follows addresses as they come and go.
-    o << "interface=" << f.lan_ifname << "\ninterface=lo\nbind-dynamic\n";
+    // Only the segments and loopback; bind-dynamic follows addresses as they come and go.
+    for (auto& l : c.lans) o << "interface=" << f.lan(l.name).ifname << "\n";
+    o << "interface=lo\nbind-dynamic\n";
     // Resolvers from the WAN lease: netd rewrites this file and dnsmasq notices the change
     // (it polls the file's mtime), so a new lease needs no restart and no lost cache.
     o << "resolv-file=" << run_dir << "/resolv.wan\n";
     for (auto& s : c.dns.upstream) o << "server=" << s << "\n";
     o << "domain-needed\nbogus-priv\nstop-dns-rebind\nrebind-localhost-ok\n";
     o << "cache-size=" << c.dns.cache_size << "\n";
-    o << "domain=" << lan.domain << "\nlocal=/" << lan.domain << "/\nexpand-hosts\n";
-    if (lan.dhcp.enabled) {
-        Ipv4Addr mask{lan.ipv4.netmask()};
-        o << "dhcp-authoritative\n";
-        o << "dhcp-range=" << lan.dhcp.range_start.str() << "," << lan.dhcp.range_end.str() << ","
-          << mask.str() << "," << lan.dhcp.lease_seconds << "\n";
-        o << "dhcp-option=option:router," << lan.ipv4.addr.str() << "\n";
-        o << "dhcp-option=option:dns-server," << lan.ipv4.addr.str() << "\n";
-        if (c.ntp.serve_lan) o << "dhcp-option=option:ntp-server," << lan.ipv4.addr.str() << "\n";
-        o << "dhcp-option=option:domain-search," << lan.domain << "\n";
-        for (auto& h : lan.dhcp.hosts) {
+    const bool many = c.lans.size() > 1;
+    // One segment: untagged lines; several: each segment's DHCP lines carry its name as tag,
+    // and its domain is that of its subnet.
+    auto tag = [&](const LanConfig& l) { return many ? "tag:" + l.name + "," : std::string(); };
+    o << "domain=" << c.lans.front().domain << "\n";
+    std::vector<std::string> domains;
+    for (auto& l : c.lans) {
+        if (many) o << "domain=" << l.domain << "," << l.ipv4.network().str() << "/" << int{l.ipv4.len} << "\n";
+        if (std::find(domains.begin(), domains.end(), l.domain) == domains.end()) domains.push_back(l.domain);
+    }
+    for (auto& d : domains) o << "local=/" << d << "/\n";
+    o << "expand-hosts\n";
+    // The segments' IPv6 reverse zones are answered here (names from the hosts files), never
+    // forwarded upstream; the IPv4 ones are private (bogus-priv).
+    for (auto& l : c.lans)
+        for (auto& p : l.ipv6_prefixes) o << "local=/" << reverse_zone64(p) << "/\n";
+    // IPv6 hosts' names (netd writes them from the DHCPv4 leases and the neighbour table).
+    if (!f.hostsdir.empty()) o << "hostsdir=" << f.hostsdir << "\n";
+    bool dhcp = false;
+    for (auto& l : c.lans) {
+        if (!l.dhcp.enabled) continue;
+        if (!dhcp) o << "dhcp-authoritative\n";
+        dhcp = true;
+        Ipv4Addr mask{l.ipv4.netmask()};
+        o << "dhcp-range=" << (many ? "set:" + l.name + "," : "") << l.dhcp.range_start.str() << ","
+          << l.dhcp.range_end.str() << "," << mask.str() << "," << l.dhcp.lease_seconds << "\n";
+        o << "dhcp-option=" << tag(l) << "option:router," << l.ipv4.addr.str() << "\n";
+        o << "dhcp-option=" << tag(l) << "option:dns-server," << l.ipv4.addr.str() << "\n";
+        if (c.ntp.serve_lan) o << "dhcp-option=" << tag(l) << "option:ntp-server," << l.ipv4.addr.str() << "\n";
+        o << "dhcp-option=" << tag(l) << "option:domain-search," << l.domain << "\n";
+        for (auto& h : l.dhcp.hosts) {
             o << "dhcp-host=" << h.mac.str() << "," << h.ip.str();
             if (!h.name.empty()) o << "," << h.name;
             o << "\n";
         }
-        o << "dhcp-leasefile=/data/var/lib/misc/dnsmasq.leases\n";
     }
+    // Stateless DHCPv6 (information requests: resolver and search list) on the segments with
+    // IPv6; "static" with no hosts hands out no addresses, and radvd stays the only RA sender
+    // (its RAs set the other-configuration flag).
+    for (auto& l : c.lans) {
+        if (l.ipv6_prefixes.empty()) continue;
+        const std::string& ifname = f.lan(l.name).ifname;
+        o << "dhcp-range=" << (many ? "set:" + l.name + "," : "") << "::,constructor:" << ifname << ",static\n";
+        o << "dhcp-option=" << tag(l) << "option6:dns-server,[::]\n";
+        o << "dhcp-option=" << tag(l) << "option6:domain-search," << l.domain << "\n";
+    }
+    if (dhcp) o << "dhcp-leasefile=/data/var/lib/misc/dnsmasq.leases\n";
     GeneratedService g;
     g.config_path = run_dir + "/dnsmasq.conf";
     g.config_text = o.str();
@@ -109,37 +152,43 @@ GeneratedService dhcpcd_service(const std::string& wan_ifname, const std::string
 GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir) {
     std::ostringstream o;
     o << kHeader;
-    o << "interface " << f.lan_ifname << " {\n";
-    o << "    AdvSendAdvert on;\n";
-    // Every host hears at least three RAs within the shortest valid lifetime announced (a
-    // delegation with short lifetimes must not run out between two RAs).
-    unsigned max_interval = 100;
-    for (auto& [p, lt] : f.prefix_lifetimes) max_interval = std::min(max_interval, std::max(4u, lt.second / 3));
-    unsigned min_interval = max_interval == 100 ? 30 : std::max(3u, max_interval / 3);
-    o << "    MinRtrAdvInterval " << min_interval << ";\n    MaxRtrAdvInterval " << max_interval << ";\n";
-    o << "    AdvLinkMTU " << f.lan_mtu << ";\n";
-    // Without an IPv6 uplink the router is no default router: clients still get addresses.
-    o << "    AdvDefaultLifetime " << (f.ipv6_uplink ? 1800 : 0) << ";\n";
-    for (auto& p : c.lan.ipv6_prefixes) {
-        o << "    prefix " << p.str() << " {\n        AdvOnLink on;\n        AdvAutonomous on;\n";
-        if (auto lt = f.prefix_lifetimes.find(p); lt != f.prefix_lifetimes.end())
-            o << "        AdvPreferredLifetime " << lt->second.first << ";\n        AdvValidLifetime " << lt->second.second
-              << ";\n";
-        o << "    };\n";
+    for (auto& l : c.lans) {
+        const SegmentFacts sf = f.lan(l.name);
+        if (l.ipv6_prefixes.empty() && sf.deprecated_prefixes.empty()) continue;
+        o << "interface " << sf.ifname << " {\n";
+        o << "    AdvSendAdvert on;\n";
+        // Every host hears at least three RAs within the shortest valid lifetime announced (a
+        // delegation with short lifetimes must not run out between two RAs).
+        unsigned max_interval = 100;
+        for (auto& p : l.ipv6_prefixes)
+            if (auto lt = f.prefix_lifetimes.find(p); lt != f.prefix_lifetimes.end())
+                max_interval = std::min(max_interval, std::max(4u, lt->second.second / 3));
+        unsigned min_interval = max_interval == 100 ? 30 : std::max(3u, max_interval / 3);
+        o << "    MinRtrAdvInterval " << min_interval << ";\n    MaxRtrAdvInterval " << max_interval << ";\n";
+        o << "    AdvLinkMTU " << sf.mtu << ";\n";
+        // Without an IPv6 uplink the router is no default router: clients still get addresses.
+        o << "    AdvDefaultLifetime " << (f.ipv6_uplink ? 1800 : 0) << ";\n";
+        // dnsmasq answers DHCPv6 information requests (resolver, search list).
+        if (!l.ipv6_prefixes.empty()) o << "    AdvOtherConfigFlag on;\n";
+        for (auto& p : l.ipv6_prefixes) {
+            o << "    prefix " << p.str() << " {\n        AdvOnLink on;\n        AdvAutonomous on;\n";
+            if (auto lt = f.prefix_lifetimes.find(p); lt != f.prefix_lifetimes.end())
+                o << "        AdvPreferredLifetime " << lt->second.first << ";\n        AdvValidLifetime "
+                  << lt->second.second << ";\n";
+            o << "    };\n";
+        }
+        for (auto& p : sf.deprecated_prefixes)
+            o << "    prefix " << p.str()
+              << " {\n        AdvOnLink on;\n        AdvAutonomous on;\n        AdvPreferredLifetime 0;\n"
+                 "        AdvValidLifetime 0;\n    };\n";
+        if (!l.ipv6_prefixes.empty()) o << "    RDNSS " << l.ipv6_prefixes.front().with_host(1).str() << " {\n    };\n";
+        // Fully qualified: radvd's lexer reads a bare "on", "prefix" or "123" as a keyword or
+        // a number and rejects the file; with the root's dot every domain is a name to it, and
+        // it encodes the same suffix.
+        const std::string& dom = l.domain;
+        o << "    DNSSL " << dom << (dom.back() == '.' ? "" : ".") << " {\n    };\n";
+        o << "};\n";
     }
-    for (auto& p : f.deprecated_prefixes)
-        o << "    prefix " << p.str()
-          << " {\n        AdvOnLink on;\n        AdvAutonomous on;\n        AdvPreferredLifetime 0;\n"
-             "        AdvValidLifetime 0;\n    };\n";
-    if (!c.lan.ipv6_prefixes.empty()) {
-        o << "    RDNSS " << c.lan.ipv6_prefixes.front().with_host(1).str() << " {\n    };\n";
-    }
-    // Fully qualified: radvd's lexer reads a bare "on", "prefix" or "123" as a keyword or a
-    // number and rejects the file; with the root's dot every domain is a name to it, and it
-    // encodes the same suffix.
-    const std::string& dom = c.lan.domain;
-    o << "    DNSSL " << dom << (dom.back() == '.' ? "" : ".") << " {\n    };\n";
-    o << "};\n";
     GeneratedService g;
     g.config_path = run_dir + "/radvd.conf";
     g.config_text = o.str();
@@ -173,8 +222,12 @@ GeneratedService sshd_service(const Config& c, const RuntimeFacts& f, const std:
     if (c.ssh.allow_wan) {
         o << "ListenAddress 0.0.0.0\nListenAddress ::\n";
     } else {
-        o << "ListenAddress " << c.lan.ipv4.addr.str() << "\n";
-        for (auto& p : c.lan.ipv6_prefixes) o << "ListenAddress " << p.with_host(1).str() << "\n";
+        // Only on the segments that reach SSH (the firewall drops it from the others too).
+        for (auto& l : c.lans) {
+            if (!l.ssh) continue;
+            o << "ListenAddress " << l.ipv4.addr.str() << "\n";
+            for (auto& p : l.ipv6_prefixes) o << "ListenAddress " << p.with_host(1).str() << "\n";
+        }
     }
     o << "Include /etc/ssh/sshd_config\n";
     GeneratedService g;

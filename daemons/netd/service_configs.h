@@ -13,17 +13,31 @@
 namespace netd {
 
 // What the generated files depend on besides the config file.
+// What a segment's generated blocks depend on besides its config.
+struct SegmentFacts {
+    std::string ifname;                  // its link, resolved from mac/device (and vlan)
+    unsigned mtu = 1500;                 // announced in RAs: the tunnel MTU once there is one
+    // Prefixes no longer in use: announced with zero lifetimes (RFC 9096), so hosts stop using
+    // them at once.
+    std::vector<Ipv6Prefix> deprecated_prefixes;
+};
+
+// What the generated files depend on besides the config file.
 struct RuntimeFacts {
-    std::string lan_ifname;              // the LAN interface, resolved from [lan] mac/device
+    std::map<std::string, SegmentFacts> lans;   // by segment name
     std::vector<std::string> wan_ntp;    // NTP servers from the WAN lease (added to [ntp] servers)
-    unsigned lan_mtu = 1500;             // announced in RAs: the tunnel MTU once there is one
     bool ipv6_uplink = false;            // announce the router as IPv6 default router
     // Delegated prefixes (native IPv6): announced with these lifetimes (preferred, valid);
     // the others with radvd's defaults.
     std::map<Ipv6Prefix, std::pair<uint32_t, uint32_t>> prefix_lifetimes;
-    // Prefixes no longer in use: announced with zero lifetimes (RFC 9096), so hosts stop using
-    // them at once.
-    std::vector<Ipv6Prefix> deprecated_prefixes;
+    // The directory of hosts files dnsmasq reads (names of IPv6 hosts, names6.h); empty: none.
+    std::string hostsdir;
+
+    // The segment's facts (defaults for one not resolved).
+    SegmentFacts lan(const std::string& name) const {
+        auto it = lans.find(name);
+        return it != lans.end() ? it->second : SegmentFacts{};
+    }
 };
 
 struct GeneratedService {

@@ -122,37 +122,37 @@ Sample random_sample(Gen& g) {
     // netd accepts them as device names, radvd cannot (reported, see generated_reader.cc).
     t << "[lan]\n";
     if (g.chance(0.5)) {
-        c.lan.interface.device = g.pick<std::string>({"eth", "lan", "br", "enp0s", "vlan"}) + std::to_string(g.num(0, 99)) +
+        c.lans[0].interface.device = g.pick<std::string>({"eth", "lan", "br", "enp0s", "vlan"}) + std::to_string(g.num(0, 99)) +
                                  (g.chance(0.2) ? "." + std::to_string(g.num(1, 4094)) : "");
-        t << "device = " << q(c.lan.interface.device) << "\n";
+        t << "device = " << q(c.lans[0].interface.device) << "\n";
     } else {
-        c.lan.interface.mac = g.mac();
-        t << "mac = " << q(g.anycase(c.lan.interface.mac->str())) << "\n";
+        c.lans[0].interface.mac = g.mac();
+        t << "mac = " << q(g.anycase(c.lans[0].interface.mac->str())) << "\n";
     }
     uint8_t len = static_cast<uint8_t>(g.chance(0.2) ? g.num(8, 30) : g.num(16, 30));
     Ipv4Cidr lan{g.unicast4(), len};
     uint32_t net = lan.network().host_order, size = ~lan.netmask() + 1;
     auto host = [&] { return Ipv4Addr{net + static_cast<uint32_t>(g.num(1, size - 2))}; };
     lan.addr = host();
-    c.lan.ipv4 = lan;
+    c.lans[0].ipv4 = lan;
     t << "ipv4 = " << q(lan.str()) << "\n";
     if (size_t n = g.num(0, 3)) {
         t << "ipv6_prefixes = [";
         for (size_t i = 0; i < n; ++i) {
-            c.lan.ipv6_prefixes.push_back(g.prefix64());
-            t << (i ? ", " : "") << q(g.v6text(c.lan.ipv6_prefixes.back().addr) + "/64");
+            c.lans[0].ipv6_prefixes.push_back(g.prefix64());
+            t << (i ? ", " : "") << q(g.v6text(c.lans[0].ipv6_prefixes.back().addr) + "/64");
         }
         t << "]\n";
     }
     if (g.chance(0.8)) {
-        c.lan.domain.clear();
-        for (size_t i = 0, n = g.num(1, 3); i < n; ++i) c.lan.domain += (i ? "." : "") + g.label(true);
-        if (g.chance(0.1)) c.lan.domain += ".";
-        t << "domain = " << q(c.lan.domain) << "\n";
+        c.lans[0].domain.clear();
+        for (size_t i = 0, n = g.num(1, 3); i < n; ++i) c.lans[0].domain += (i ? "." : "") + g.label(true);
+        if (g.chance(0.1)) c.lans[0].domain += ".";
+        t << "domain = " << q(c.lans[0].domain) << "\n";
     }
 
     // [lan.dhcp]
-    auto& d = c.lan.dhcp;
+    auto& d = c.lans[0].dhcp;
     std::ostringstream dt;
     d.enabled = g.chance(0.85);
     if (!d.enabled || g.chance(0.1)) dt << "enabled = " << (d.enabled ? "true" : "false") << "\n";
@@ -196,7 +196,7 @@ Sample random_sample(Gen& g) {
         t << "device = " << q(c.wan.interface.device) << "\n";
     } else {
         do c.wan.interface.mac = g.mac();
-        while (c.wan.interface.mac == c.lan.interface.mac);
+        while (c.wan.interface.mac == c.lans[0].interface.mac);
         t << "mac = " << q(c.wan.interface.mac->str()) << "\n";
     }
 
@@ -266,9 +266,9 @@ Sample random_sample(Gen& g) {
         }
     }
 
-    s.facts.lan_ifname = c.lan.interface.device.empty() ? "eth1" : c.lan.interface.device;
+    s.facts.lans["lan"].ifname = c.lans[0].interface.device.empty() ? "eth1" : c.lans[0].interface.device;
     s.facts.ipv6_uplink = tu.mode != TunnelMode::none && g.chance(0.8);
-    s.facts.lan_mtu = tu.mode != TunnelMode::none ? tu.mtu : 1500;
+    s.facts.lans["lan"].mtu = tu.mode != TunnelMode::none ? tu.mtu : 1500;
     s.toml = t.str();
     return s;
 }
@@ -300,7 +300,7 @@ TEST(ServiceConfigsProperty, GeneratedFilesHoldExactlyWhatTheConfigImplies) {
         auto r = parse_config_text(s.toml, "random.conf");
         ASSERT_TRUE(r.config) << r.errors.front().str() << "\n" << s.toml;
         const Config& c = *r.config;
-        EXPECT_EQ(c.lan, s.want.lan) << s.toml;
+        EXPECT_EQ(c.lans, s.want.lans) << s.toml;
         EXPECT_EQ(c.wan, s.want.wan) << s.toml;
         EXPECT_EQ(c.dns, s.want.dns) << s.toml;
         EXPECT_EQ(c.ntp, s.want.ntp) << s.toml;
@@ -339,9 +339,10 @@ TEST(GeneratedReader, RefusesWhatADaemonReadsOtherwise) {
 TEST(ServiceConfigsProperty, DnsslSuffixIsAlwaysAName) {
     for (const char* domain : {"on", "123", "prefix", "home.arpa", "home.arpa."}) {
         Config c;
-        c.lan.domain = domain;
+        c.lans[0].domain = domain;
+        c.lans[0].ipv6_prefixes = {*Ipv6Prefix::parse("2001:db8:7::/64")};
         RuntimeFacts f;
-        f.lan_ifname = "eth1";
+        f.lans["lan"].ifname = "eth1";
         auto text = radvd_service(c, f).config_text;
         auto got = read_radvd_conf(text);
         ASSERT_TRUE(got) << got.error().str() << "\n" << text;
@@ -359,7 +360,7 @@ TEST(ServiceConfigsProperty, DefaultDhcpPoolIsLanHostsWithoutTheRouter) {
         auto r = parse_config_text(std::string("[lan]\ndevice = \"eth1\"\nipv4 = \"") + addr + "\"\n[wan]\ndevice = \"eth0\"\n",
                                    "pool.conf");
         ASSERT_TRUE(r.config) << addr;
-        const auto& lan = r.config->lan;
+        const auto& lan = r.config->lans[0];
         SCOPED_TRACE(std::string(addr) + ": " + lan.dhcp.range_start.str() + " - " + lan.dhcp.range_end.str());
         EXPECT_LE(lan.dhcp.range_start, lan.dhcp.range_end);
         EXPECT_TRUE(is_lan_host(lan.ipv4, lan.dhcp.range_start));

@@ -29,9 +29,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const netd::Config& c = *r.config;
     // The LAN link as netd finds it: by name, or by MAC under the image's names.
     netd::RuntimeFacts f;
-    f.lan_ifname = c.lan.interface.device.empty() ? "eth1" : c.lan.interface.device;
+    if (c.lans.size() != 1) return 0;   // the reader checks one segment
+    f.lans[c.lans[0].name].ifname = c.lans[0].interface.device.empty() ? "eth1" : c.lans[0].interface.device;
     f.ipv6_uplink = c.tunnel.mode != netd::TunnelMode::none;
-    f.lan_mtu = f.ipv6_uplink ? c.tunnel.mtu : 1500;
+    f.lans[c.lans[0].name].mtu = f.ipv6_uplink ? c.tunnel.mtu : 1500;
     auto want = netd::expected_directives(c, f);
     auto dnsmasq = netd::dnsmasq_service(c, f).config_text;
     auto radvd = netd::radvd_service(c, f).config_text;
