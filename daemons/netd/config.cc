@@ -439,10 +439,10 @@ void check_lans(Reader& r, const toml::table& root, Config& c) {
                         seg + ": " + other + " is on the same interface" + (a.vlan ? " and VLAN" : "") +
                             (a.vlan ? "" : " (a second segment on one NIC needs its own vlan)"));
             if (a.ipv4.len && b.ipv4.len && overlaps4(a.ipv4, b.ipv4))
-                r.error(at(i, "ipv4"), seg + ": " + a.ipv4.str() + " overlaps " + other + "'s " + b.ipv4.str());
+                r.error(at(i, "ipv4"), seg + ": " + a.ipv4.str() + " overlaps " + other + " (" + b.ipv4.str() + ")");
             for (auto& p : c.tunnel_prefixes(a))
                 for (auto& q : c.tunnel_prefixes(b))
-                    if (p == q) r.error(at(i, "ipv6_prefixes"), seg + ": " + p.str() + " is also " + other + "'s");
+                    if (p == q) r.error(at(i, "ipv6_prefixes"), seg + ": " + p.str() + " is also on " + other);
         }
         if (auto id = c.subnet_id(a)) {
             if (!ids.insert(*id).second)
@@ -500,7 +500,7 @@ void read_routes(Reader& r, const toml::node& n, Config& c) {
             bool bad = false;
             for (auto& l : c.lans)
                 if (overlaps4(*p4, Ipv4Cidr{l.ipv4.network(), l.ipv4.len})) {
-                    r.error(r.node(t, "to"), "route.to: " + *to + " overlaps segment '" + l.name + "'s " + l.ipv4.str());
+                    r.error(r.node(t, "to"), "route.to: " + *to + " overlaps segment '" + l.name + "' (" + l.ipv4.str() + ")");
                     bad = true;
                 }
             if (bad) continue;
@@ -537,7 +537,7 @@ void read_routes(Reader& r, const toml::node& n, Config& c) {
             for (auto& l : c.lans)
                 for (auto& p : c.tunnel_prefixes(l))
                     if (overlaps6(*p6, p)) {
-                        r.error(r.node(t, "to"), "route.to: " + *to + " overlaps segment '" + l.name + "'s " + p.str());
+                        r.error(r.node(t, "to"), "route.to: " + *to + " overlaps segment '" + l.name + "' (" + p.str() + ")");
                         bad = true;
                     }
             if (bad) continue;

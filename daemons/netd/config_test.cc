@@ -293,4 +293,96 @@ TEST(Config, Ipv6Uplink) {
 }
 
 }  // namespace
+
+TEST(ConfigSegments, ThreeSegmentsFromARoutedPrefix) {
+    auto r = load_config(NETD_TESTDATA "/segments.conf");
+    ASSERT_TRUE(r.config) << errors_of(r);
+    const Config& c = *r.config;
+    ASSERT_EQ(c.lans.size(), 3u);
+    EXPECT_EQ(c.lans[0].name, "main");
+    EXPECT_EQ(c.lans[1].trust, Trust::guest);
+    EXPECT_FALSE(c.lans[1].ssh) << "a guest segment never reaches SSH";
+    EXPECT_EQ(c.lans[2].vlan, 30);
+    EXPECT_FALSE(c.lans[2].ssh);
+    auto p = c.tunnel_prefixes(c.lans[2]);
+    ASSERT_EQ(p.size(), 2u);
+    EXPECT_EQ(p[0].str(), "fd00:30::/64");
+    EXPECT_EQ(p[1].str(), "2001:db8:100:3::/64");
+    EXPECT_EQ(c.tunnel_prefixes(c.lans[0]).front().str(), "2001:db8:100:1::/64");
+    ASSERT_EQ(c.routes.size(), 2u);
+    EXPECT_EQ(c.routes[0].lan, "main");
+    EXPECT_EQ(c.routes[1].via.str(), "2001:db8:100:1::2/128");
+    EXPECT_EQ(c.lans[1].dhcp.range_start.str(), "192.168.2.128");
+}
+
+TEST(ConfigSegments, ALoneLanTakesSubnetZero) {
+    auto r = parse_config_text(std::string(kMinimal) + "[tunnel]\nmode = \"static\"\nremote = \"198.18.0.1\"\n"
+                                                       "local_ipv6 = \"2001:db8:ff::2\"\nrouted_prefix = \"2001:db8:100::/48\"\n",
+                               "one.conf");
+    ASSERT_TRUE(r.config) << errors_of(r);
+    EXPECT_EQ(r.config->tunnel_prefixes(r.config->lans[0]).at(0).str(), "2001:db8:100::/64");
+}
+
+// Each mistake names file:line:col and what is wrong.
+TEST(ConfigSegments, MistakesAreNamedWithTheirPlace) {
+    struct Case {
+        const char* what;
+        std::string text;
+        const char* message;
+    };
+    const std::string wan = "[wan]\ndevice = \"eth0\"\n";
+    const std::string routed = "[tunnel]\nmode = \"static\"\nremote = \"198.18.0.1\"\nlocal_ipv6 = \"2001:db8:ff::2\"\n"
+                               "routed_prefix = \"2001:db8:100::/62\"\n";
+    auto seg = [](const std::string& name, const std::string& extra) {
+        return "[[lan]]\nname = \"" + name + "\"\n" + extra;
+    };
+    std::vector<Case> cases = {
+        {"subnet id past the routed prefix",
+         seg("a", "device = \"eth1\"\nipv4 = \"192.168.1.1/24\"\nsubnet_id = 4\n") + wan + routed,
+         "segments.conf:5:13: segment 'a': tunnel.routed_prefix 2001:db8:100::/62 has 4 /64s: no subnet id 4"},
+        {"subnet id twice",
+         seg("a", "device = \"eth1\"\nipv4 = \"192.168.1.1/24\"\nsubnet_id = 1\n") +
+             seg("b", "device = \"eth2\"\nipv4 = \"192.168.2.1/24\"\nsubnet_id = 1\n") + wan + routed,
+         "segments.conf:10:13: segment 'b': subnet_id 1 is taken by another segment"},
+        {"overlapping IPv4 subnets",
+         seg("a", "device = \"eth1\"\nipv4 = \"192.168.0.1/16\"\n") + seg("b", "device = \"eth2\"\nipv4 = \"192.168.2.1/24\"\n") + wan,
+         "segments.conf:8:8: segment 'b': 192.168.2.1/24 overlaps segment 'a' (192.168.0.1/16)"},
+        {"VLAN id out of range",
+         seg("a", "device = \"eth1\"\nvlan = 4095\nipv4 = \"192.168.1.1/24\"\n") + wan,
+         "segments.conf:4:8: lan1.vlan: 4095 is out of range 1..4094"},
+        {"two segments on one NIC untagged",
+         seg("a", "mac = \"52:54:00:00:00:02\"\nipv4 = \"192.168.1.1/24\"\n") +
+             seg("b", "mac = \"52:54:00:00:00:02\"\nipv4 = \"192.168.2.1/24\"\n") + wan,
+         "segments.conf:7:7: segment 'b': segment 'a' is on the same interface (a second segment on one NIC needs its own vlan)"},
+        {"a static lease's MAC in two segments",
+         seg("a", "device = \"eth1\"\nipv4 = \"192.168.1.1/24\"\n[[lan.dhcp.host]]\nmac = \"52:54:00:00:00:09\"\nip = \"192.168.1.9\"\n") +
+             seg("b", "device = \"eth2\"\nipv4 = \"192.168.2.1/24\"\n[[lan.dhcp.host]]\nmac = \"52:54:00:00:00:09\"\nip = \"192.168.2.9\"\n") + wan,
+         "segment 'b': dhcp host 52:54:00:00:00:09 is also listed in segment 'a'"},
+        {"same name twice",
+         seg("a", "device = \"eth1\"\nipv4 = \"192.168.1.1/24\"\n") + seg("a", "device = \"eth2\"\nipv4 = \"192.168.2.1/24\"\n") + wan,
+         "segments.conf:6:8: segment 'a': the name is used twice"},
+        {"guest with ssh",
+         seg("g", "device = \"eth1\"\nipv4 = \"192.168.1.1/24\"\ntrust = \"guest\"\nssh = true\n") + wan,
+         "segments.conf:6:7: lan1.ssh: a guest segment never reaches the router's SSH"},
+        {"bad trust",
+         seg("g", "device = \"eth1\"\nipv4 = \"192.168.1.1/24\"\ntrust = \"some\"\n") + wan,
+         "segments.conf:5:9: lan1.trust: 'some' is not full or guest"},
+        {"a route via a host on no segment",
+         seg("a", "device = \"eth1\"\nipv4 = \"192.168.1.1/24\"\n") + wan + "[[route]]\nto = \"10.9.0.0/16\"\nvia = \"192.168.7.2\"\n",
+         "segments.conf:9:7: route.via: 192.168.7.2 is not another host on a segment's IPv4 subnet"},
+        {"a route over a segment's own subnet",
+         seg("a", "device = \"eth1\"\nipv4 = \"192.168.1.1/24\"\n") + wan + "[[route]]\nto = \"192.168.0.0/16\"\nvia = \"192.168.1.2\"\n",
+         "segments.conf:8:6: route.to: 192.168.0.0/16 overlaps segment 'a' (192.168.1.1/24)"},
+        {"a routed prefix too short",
+         seg("a", "device = \"eth1\"\nipv4 = \"192.168.1.1/24\"\n") + wan +
+             "[tunnel]\nmode = \"static\"\nremote = \"198.18.0.1\"\nlocal_ipv6 = \"2001:db8:ff::2\"\nrouted_prefix = \"2001::/16\"\n",
+         "segments.conf:11:17: tunnel.routed_prefix: '2001::/16' is not a global IPv6 prefix /32../64"},
+    };
+    for (auto& k : cases) {
+        auto r = parse_config_text(k.text, "segments.conf");
+        EXPECT_FALSE(r.config) << k.what;
+        EXPECT_NE(errors_of(r).find(k.message), std::string::npos) << k.what << ":\n" << errors_of(r) << k.text;
+    }
+}
+
 }  // namespace netd

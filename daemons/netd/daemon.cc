@@ -72,6 +72,8 @@ static std::vector<std::string> split_nul(const std::string& rec) {
 
 void Daemon::start() {
     mkdir(opts_.paths.run_dir.c_str(), 0755);
+    // dnsmasq's hostsdir (names of IPv6 hosts): it must exist when dnsmasq starts.
+    mkdir((opts_.paths.run_dir + "/hosts").c_str(), 0755);
     // Children a previous netd left running: adopted, wanted or not; the first convergence
     // stops those the configuration no longer wants.
     sup_.adopt_recorded();

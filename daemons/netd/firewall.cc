@@ -447,7 +447,7 @@ FirewallInputs firewall_inputs(const Config& c, const std::map<std::string, std:
         seg.ssh = l.ssh;
         for (auto& r : c.routes) {
             if (r.lan != l.name) continue;
-            if (r.to.family == AF_INET)
+            if (r.to.family == 4)
                 seg.routed4.push_back(*Ipv4Cidr::parse(r.to.str()));
             else
                 seg.lan6.push_back(*Ipv6Prefix::parse(r.to.str()));

@@ -52,6 +52,31 @@ TEST(Firewall, GoldenExampleImageConfig) {
     expect_golden("example.nft", render_nft(build_ruleset(firewall_inputs(*r.config, {{"lan", "eth1"}}, "eth0"))));
 }
 
+// Three segments (testdata/firewall/segments.conf): per-segment source sets, a guest segment
+// that reaches only the outside and the router's DHCP, DNS and NTP, full segments that reach
+// each other, and the guest's open6 host reachable from the full segments.
+TEST(Firewall, GoldenSegments) {
+    Config c = load("segments.conf");
+    for (auto& l : c.lans) l.ipv6_prefixes = c.tunnel_prefixes(l);
+    auto in = firewall_inputs(c, {{"main", "eth1"}, {"guest", "eth2"}, {"lab", "eth2.30"}}, "eth0");
+    auto text = render_nft(build_ruleset(in));
+    expect_golden("segments.nft", text);
+    auto has = [&](const std::string& rule) {
+        EXPECT_NE(text.find(rule), std::string::npos) << "missing: " << rule;
+    };
+    has("iifname \"eth2\" ip saddr != @lan_local4_guest counter drop");
+    has("iifname \"eth2.30\" ip6 saddr != @lan_local6_lab counter drop");
+    has("iifname \"eth2\" udp dport 53 accept");
+    has("iifname \"eth2.30\" tcp dport 22 counter drop");
+    has("iifname \"eth2\" counter drop");
+    has("iifname \"eth1\" oifname \"eth2.30\" accept");
+    has("iifname \"eth1\" oifname \"eth2\" ip6 daddr 2001:db8:100:2::10 tcp dport 8080 accept");
+    has("iifname \"eth1\" oifname \"eth2\" counter drop");
+    has("iifname \"eth0\" oifname \"eth2\" ct status dnat accept");
+    EXPECT_EQ(text.find("iifname \"eth2\" oifname \"eth1\" accept"), std::string::npos) << "guest -> main";
+    EXPECT_EQ(text.find("iifname \"eth2\" accept"), std::string::npos) << "guest -> router, everything";
+}
+
 TEST(Firewall, DefaultPoliciesDropAndNoWanSshWithoutAllowWan) {
     auto rs = build_ruleset(firewall_inputs(load("minimal.conf"), {{"lan", "eth1"}}, "eth0"));
     auto text = render_nft(rs);

@@ -103,6 +103,23 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         return nullptr;
     };
 
+    // 1b The segments' VLAN links (before their sysctls); one of the name that is something
+    // else is replaced.
+    bool relist = false;
+    for (auto& v : want.vlans) {
+        const LinkInfo* l = find(v.name);
+        if (l && l->vlan && *l->vlan == v) continue;
+        if (l)
+            if (auto st = record(kernel_.del_link(v.name), "link del " + v.name); !st) return st;
+        if (auto st = record(kernel_.add_vlan(v), "vlan " + v.name + " on " + v.parent + " id " + std::to_string(v.id)); !st)
+            return st;
+        relist = true;
+    }
+    if (relist) {
+        links = kernel_.links();
+        if (!links) return links.error();
+    }
+
     // 2 Sysctls; what netd no longer wants goes back to what it found.
     for (auto& [key, value] : want.sysctls) {
         auto cur = kernel_.read_sysctl(key);
@@ -131,22 +148,6 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
                                                      " ttl " + std::to_string(s.ttl) + " mtu " + std::to_string(s.mtu));
             !st)
             return st;
-        links = kernel_.links();
-        if (!links) return links.error();
-    }
-
-    // 3b The segments' VLAN links; one of the name that is something else is replaced.
-    bool relist = false;
-    for (auto& v : want.vlans) {
-        const LinkInfo* l = find(v.name);
-        if (l && l->vlan && *l->vlan == v) continue;
-        if (l)
-            if (auto st = record(kernel_.del_link(v.name), "link del " + v.name); !st) return st;
-        if (auto st = record(kernel_.add_vlan(v), "vlan " + v.name + " on " + v.parent + " id " + std::to_string(v.id)); !st)
-            return st;
-        relist = true;
-    }
-    if (relist) {
         links = kernel_.links();
         if (!links) return links.error();
     }

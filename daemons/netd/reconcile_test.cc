@@ -3,6 +3,7 @@
 // end state after A -> B equal to a fresh start on B.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -203,6 +204,62 @@ TEST(Reconcile, SshOffStopsSshd) {
     EXPECT_FALSE(r.services.running.count("sshd"));
 }
 
+// Three segments: main on eth1, guest on eth2, lab as VLAN 30 on eth2, and static routes.
+const char* kSegments = R"(
+[[lan]]
+name = "main"
+mac = "52:54:00:12:34:02"
+ipv4 = "192.168.7.1/24"
+ipv6_prefixes = ["2001:db8:7::/64"]
+[[lan]]
+name = "guest"
+device = "eth2"
+ipv4 = "192.168.8.1/24"
+trust = "guest"
+[[lan]]
+name = "lab"
+device = "eth2"
+vlan = 30
+ipv4 = "192.168.9.1/24"
+ipv6_prefixes = ["2001:db8:9::/64"]
+[wan]
+mac = "52:54:00:12:34:01"
+[[route]]
+to = "10.99.0.0/24"
+via = "192.168.7.2"
+[[route]]
+to = "2001:db8:99::/48"
+via = "2001:db8:9::2"
+)";
+
+TEST(Reconcile, SegmentsMakeTheirVlanAndRoutesAndAReloadTakesThemAway) {
+    Router r;
+    r.go(kBaseConfig, wan_lease());
+    auto ops = r.go(kSegments, wan_lease());
+    auto has = [&](const std::string& op) {
+        EXPECT_NE(std::find(ops.begin(), ops.end(), op), ops.end()) << op << " in " << ::testing::PrintToString(ops);
+    };
+    has("vlan eth2.30 on eth2 id 30");
+    has("link eth2.30 up");
+    has("link eth2 up");
+    has("addr add eth2 192.168.8.1/24");
+    has("addr add eth2.30 192.168.9.1/24");
+    has("addr add eth2.30 2001:db8:9::1/64");
+    has("route add 10.99.0.0/24 via 192.168.7.2 dev eth1");
+    has("route add 2001:db8:99::/48 via 2001:db8:9::2 dev eth2.30");
+    ASSERT_TRUE(r.kernel.find("eth2.30"));
+    EXPECT_EQ(r.services.running.at("radvd").argv.size() > 0, true);
+    // Back to one segment: the VLAN link goes (with its address and route), eth2 goes down
+    // again and loses its address, the routes go.
+    ops = r.go(kBaseConfig, wan_lease());
+    has("link del eth2.30");
+    has("addr del eth2 192.168.8.1/24");
+    has("link eth2 down");
+    has("route del 10.99.0.0/24 via 192.168.7.2 dev eth1");
+    EXPECT_FALSE(r.kernel.find("eth2.30"));
+    for (auto& rt : r.kernel.route_set) EXPECT_NE(rt.link, "eth2.30");
+}
+
 // Every pair A -> B ends where a fresh start on B does, and B -> A where A does.
 TEST(Reconcile, TransitionsEndWhereAFreshStartDoes) {
     std::vector<std::pair<std::string, std::string>> configs = {
@@ -218,6 +275,7 @@ TEST(Reconcile, TransitionsEndWhereAFreshStartDoes) {
         {"ssh port", std::string(kBaseConfig) + "[ssh]\nport = 2222\nallow_wan = true\n"},
         {"open6", std::string(kBaseConfig) + "[[firewall.open6]]\nhost = \"2001:db8:7::10\"\nport = 443\n"},
         {"blocklist", std::string(kBaseConfig) + "[firewall]\nblocklist = [\"198.51.100.0/24\"]\n"},
+        {"segments", kSegments},
     };
     auto fresh = [&](const std::string& text) {
         Router r;

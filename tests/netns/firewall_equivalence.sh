@@ -25,14 +25,16 @@ print(text.replace('blocklist = [', f'blocklist = [{prefixes}, ', 1))
 PY
 
 fail=0
-for case in "minimal.conf -" "native.conf -" "full.conf -" "full.conf 192.0.2.1" "$tmp/blocklist.conf -"; do
+for case in "minimal.conf -" "native.conf -" "full.conf -" "full.conf 192.0.2.1" "$tmp/blocklist.conf -" \
+            "segments.conf 198.18.0.1 main=eth1,guest=eth2,lab=eth2.30"; do
     set -- $case
     conf=$1
     [[ $conf == /* ]] || conf=$dir/$conf
     peer=$2
-    "$tool" render "$conf" eth1 eth0 "$peer" > "$tmp/rules.nft"
-    ip netns exec $a "$tool" load "$conf" eth1 eth0 "$peer" > /dev/null
-    ip netns exec $a "$tool" load "$conf" eth1 eth0 "$peer" > /dev/null
+    lan=${3:-eth1}
+    "$tool" render "$conf" "$lan" eth0 "$peer" > "$tmp/rules.nft"
+    ip netns exec $a "$tool" load "$conf" "$lan" eth0 "$peer" > /dev/null
+    ip netns exec $a "$tool" load "$conf" "$lan" eth0 "$peer" > /dev/null
     ip netns exec $b nft -f "$tmp/rules.nft"
     ip netns exec $b nft -f "$tmp/rules.nft"
     if diff <(listing $a) <(listing $b) > "$tmp/diff"; then
