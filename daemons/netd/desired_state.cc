@@ -97,6 +97,12 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
     add_wan(d, *wan, lease);
     add_tunnel(d, c.tunnel, lease, f6.in_use == Uplink6Use::tunnel);
     if (f6.dhcp6_client) add_native(d, wan->name);
+    // The routed prefix while the tunnel carries it: what no segment or route uses is
+    // unreachable here, rather than sent back into the tunnel to loop (RFC 7084 WPD-5).
+    if (c.tunnel.routed_prefix && d.sit && f6.in_use == Uplink6Use::tunnel) {
+        const auto& rp = *c.tunnel.routed_prefix;
+        d.routes.insert(Route{IpCidr::v6(rp.addr, rp.len), "", std::nullopt, true});
+    }
     // Static routes to networks behind downstream routers on a segment.
     for (auto& r : c.routes) d.routes.insert({r.to, lan_ifs[r.lan], r.via});
     // The firewall is loaded before anything else; forwarding only with it.

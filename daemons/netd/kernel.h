@@ -64,10 +64,16 @@ struct IfAddr {
 // A route in the main table, with netd's protocol number.
 struct Route {
     IpCidr dst;                       // e.g. 0.0.0.0/0
-    std::string link;
+    std::string link;                 // empty for an unreachable route
     std::optional<IpCidr> gateway;    // none: on-link (a point-to-point tunnel)
+    // An unreachable route (no link): the unused rest of a routed prefix is answered with
+    // ICMP unreachable instead of looping back out of the default route (RFC 7084 WPD-5).
+    bool unreachable = false;
     auto operator<=>(const Route&) const = default;
-    std::string str() const { return dst.str() + (gateway ? " via " + gateway->addr_str() : "") + " dev " + link; }
+    std::string str() const {
+        if (unreachable) return "unreachable " + dst.str();
+        return dst.str() + (gateway ? " via " + gateway->addr_str() : "") + " dev " + link;
+    }
 };
 
 class Kernel {

@@ -139,6 +139,10 @@ public:
         for (nl_object* o = nl_cache_get_first(cache.get()); o; o = nl_cache_get_next(o)) {
             auto* r = reinterpret_cast<rtnl_route*>(o);
             if (rtnl_route_get_protocol(r) != kNetdRouteProto || rtnl_route_get_table(r) != RT_TABLE_MAIN) continue;
+            if (rtnl_route_get_type(r) == RTN_UNREACHABLE) {
+                if (auto dst = from_nl(rtnl_route_get_dst(r))) out.push_back(Route{*dst, "", std::nullopt, true});
+                continue;
+            }
             if (rtnl_route_get_nnexthops(r) != 1) continue;
             auto dst = from_nl(rtnl_route_get_dst(r));
             rtnl_nexthop* nh = rtnl_route_nexthop_n(r, 0);
@@ -305,6 +309,19 @@ private:
     }
 
     Result<RoutePtr> make_route(const Route& r) {
+        if (r.unreachable) {
+            RoutePtr route(rtnl_route_alloc());
+            NlAddrPtr dst = to_nl(r.dst);
+            if (!route || !dst) return Error{"route: out of memory"};
+            rtnl_route_set_family(route.get(), af(r.dst.family));
+            rtnl_route_set_dst(route.get(), dst.get());
+            rtnl_route_set_table(route.get(), RT_TABLE_MAIN);
+            rtnl_route_set_protocol(route.get(), kNetdRouteProto);
+            rtnl_route_set_scope(route.get(), RT_SCOPE_UNIVERSE);
+            rtnl_route_set_type(route.get(), RTN_UNREACHABLE);
+            if (r.dst.family == 6) rtnl_route_set_priority(route.get(), kNetdRoute6Metric);
+            return route;
+        }
         auto idx = index_of(r.link);
         if (!idx) return idx.error();
         RoutePtr route(rtnl_route_alloc());

@@ -260,6 +260,19 @@ TEST(Reconcile, SegmentsMakeTheirVlanAndRoutesAndAReloadTakesThemAway) {
     for (auto& rt : r.kernel.route_set) EXPECT_NE(rt.link, "eth2.30");
 }
 
+// The tunnel's routed prefix: the segments' /64s are on their links, the rest unreachable.
+TEST(Reconcile, TheRoutedPrefixIsUnreachableButForTheSegments) {
+    Router r;
+    std::string cfg = std::string(kBaseConfig) + kTunnelHe + "routed_prefix = \"2001:db8:100::/48\"\n";
+    auto ops = r.go(cfg, wan_lease());
+    EXPECT_NE(std::find(ops.begin(), ops.end(), "route add unreachable 2001:db8:100::/48"), ops.end())
+        << ::testing::PrintToString(ops);
+    EXPECT_NE(std::find(ops.begin(), ops.end(), "addr add eth1 2001:db8:100::1/64"), ops.end()) << "a lone segment: id 0";
+    ops = r.go(std::string(kBaseConfig) + kTunnelHe, wan_lease());
+    EXPECT_NE(std::find(ops.begin(), ops.end(), "route del unreachable 2001:db8:100::/48"), ops.end())
+        << ::testing::PrintToString(ops);
+}
+
 // Every pair A -> B ends where a fresh start on B does, and B -> A where A does.
 TEST(Reconcile, TransitionsEndWhereAFreshStartDoes) {
     std::vector<std::pair<std::string, std::string>> configs = {
@@ -276,6 +289,7 @@ TEST(Reconcile, TransitionsEndWhereAFreshStartDoes) {
         {"open6", std::string(kBaseConfig) + "[[firewall.open6]]\nhost = \"2001:db8:7::10\"\nport = 443\n"},
         {"blocklist", std::string(kBaseConfig) + "[firewall]\nblocklist = [\"198.51.100.0/24\"]\n"},
         {"segments", kSegments},
+        {"routed", std::string(kBaseConfig) + kTunnelHe + "routed_prefix = \"2001:db8:100::/48\"\n"},
     };
     auto fresh = [&](const std::string& text) {
         Router r;

@@ -67,7 +67,7 @@ Status RecordingKernel::del_address(const IfAddr& a) {
 }
 
 Status RecordingKernel::add_route(const Route& r) {
-    if (!find(r.link)) return Error{"link " + r.link + ": no such device"};
+    if (!r.unreachable && !find(r.link)) return Error{"link " + r.link + ": no such device"};
     for (auto* set : {&route_set, &foreign_routes})
         for (auto& have : *set)
             if (have.dst == r.dst) return Error{"route add " + r.str() + ": File exists"};
