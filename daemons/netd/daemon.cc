@@ -74,6 +74,10 @@ void Daemon::start() {
     mkdir(opts_.paths.run_dir.c_str(), 0755);
     // dnsmasq's hostsdir (names of IPv6 hosts): it must exist when dnsmasq starts.
     mkdir((opts_.paths.run_dir + "/hosts").c_str(), 0755);
+    if (opts_.names6_neighbours && opts_.names6_ping) {
+        names6_.emplace(opts_.names6_neighbours, opts_.names6_ping);
+        names_timer_ = sched_.after(std::chrono::seconds(5), [this] { names_tick(true); });
+    }
     // Children a previous netd left running: adopted, wanted or not; the first convergence
     // stops those the configuration no longer wants.
     sup_.adopt_recorded();
@@ -122,6 +126,38 @@ void Daemon::start() {
         }
         last_error_ = err;
     }
+}
+
+std::vector<NameSegment> Daemon::name_segments() const {
+    std::vector<NameSegment> out;
+    if (!running_ || !current_) return out;
+    for (auto& l : running_->lans) {
+        auto it = current_->lan_ifs.find(l.name);
+        if (it == current_->lan_ifs.end()) continue;
+        out.push_back({it->second, l.domain, native6_.announced_on(l.name)});
+    }
+    return out;
+}
+
+void Daemon::names_tick(bool probe) {
+    // Probe, then read the table a few seconds later (the answers take a moment); refresh
+    // every 10 s, probe every minute.
+    constexpr auto kRefresh = std::chrono::seconds(10);
+    constexpr unsigned kProbeEvery = 6;
+    auto segments = name_segments();
+    if (probe) {
+        if (auto st = names6_->probe(segments); !st)
+            syslog(LOG_DEBUG, "names: all-nodes ping: %s", st.error().str().c_str());
+        names_timer_ = sched_.after(std::chrono::seconds(2), [this] { names_tick(false); });
+        return;
+    }
+    auto r = names6_->refresh(segments, opts_.dnsmasq_leases, opts_.paths.run_dir + "/hosts/ipv6-hosts");
+    if (!r)
+        syslog(LOG_WARNING, "names: %s", r.error().str().c_str());
+    else if (*r)
+        syslog(LOG_INFO, "names: IPv6 host names rewritten");
+    bool next_probe = ++names_ticks_ % kProbeEvery == 0;
+    names_timer_ = sched_.after(kRefresh, [this, next_probe] { names_tick(next_probe); });
 }
 
 Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease) {

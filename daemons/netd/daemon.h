@@ -16,6 +16,7 @@
 #include "desired_state.h"
 #include "event_loop.h"
 #include "kernel.h"
+#include "names6.h"
 #include "native6.h"
 #include "reconcile.h"
 #include "supervisor.h"
@@ -29,6 +30,11 @@ struct DaemonOptions {
     std::string config_path = "/data/etc/router.conf";
     Paths paths;
     std::string state_dir = "/data/state";   // persistent state (the TIC cache and login record)
+    // Names of IPv6 hosts (names6.h): the neighbour table and the all-nodes ping. Unset: the
+    // job does not run (tests that do not look at it).
+    Names6::NeighbourSource names6_neighbours;
+    Names6::Pinger names6_ping;
+    std::string dnsmasq_leases = "/data/var/lib/misc/dnsmasq.leases";
 };
 
 class Daemon {
@@ -62,6 +68,11 @@ private:
     // Converges again when the IPv6 facts change by themselves (auto's wait, a delegation that
     // runs out, a deprecated prefix's time).
     void schedule_ipv6(const Ipv6Facts& f6);
+    // The names of IPv6 hosts: every kNamesRefresh the hosts file dnsmasq reads is rewritten
+    // from the DHCPv4 leases and the neighbour table; every kNamesProbe (and soon after a
+    // start or a lease) all nodes of each segment are pinged first.
+    void names_tick(bool probe);
+    std::vector<NameSegment> name_segments() const;
     // A configuration (reload, or the previous netd's at start): the WAN lease goes with it
     // only when the WAN link stays the same.
     Status apply_config(const Config& c);
@@ -100,6 +111,9 @@ private:
     std::optional<DesiredState> current_;     // what the kernel and the supervisor hold
     Native6 native6_;
     Registration ipv6_timer_;
+    std::optional<Names6> names6_;
+    Registration names_timer_;
+    unsigned names_ticks_ = 0;
     std::unique_ptr<TunnelHandler> tunnel_;
     std::unique_ptr<TicClient> tic_;          // made when a [tunnel] first names tic_server
     TunnelConfig tunnel_cfg_;

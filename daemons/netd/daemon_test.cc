@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -46,10 +47,12 @@ struct Fixture {
         write(text);
         restart();
     }
+    std::function<void(DaemonOptions&)> options;   // a test's extra options
     void restart() {
         DaemonOptions o;
         o.config_path = dir + "/router.conf";
         o.paths.run_dir = dir + "/run";
+        if (options) options(o);
         d = std::make_unique<Daemon>(kernel, services, sched, updates, datagrams, o);
         d->start();
     }
@@ -61,6 +64,41 @@ struct Fixture {
         return false;
     }
 };
+
+// Names of IPv6 hosts: the all-nodes ping on each segment from its ::1, then a hosts file
+// for dnsmasq from the DHCPv4 leases and the neighbour table, rewritten as they change.
+TEST(Daemon, NamesOfIpv6HostsFollowLeasesAndNeighbours) {
+    Fixture f;
+    std::vector<std::string> pings;
+    std::vector<Neighbour6> table;
+    f.options = [&](DaemonOptions& o) {
+        o.names6_neighbours = [&]() -> Result<std::vector<Neighbour6>> { return table; };
+        o.names6_ping = [&](const std::string& ifname, const Ipv6Addr& src) -> Status {
+            pings.push_back(ifname + " " + src.str());
+            return Ok{};
+        };
+        o.dnsmasq_leases = f.dir + "/leases";
+    };
+    std::ofstream(f.dir + "/leases") << "1700000000 52:54:00:aa:bb:cc 192.168.7.50 laptop 01:52:54:00:aa:bb:cc\n";
+    f.start(std::string(kBaseConfig));
+    f.sched.advance(std::chrono::seconds(5));
+    ASSERT_EQ(pings, (std::vector<std::string>{"eth1 2001:db8:7::1"}));
+    table = {{"eth1", *Ipv6Addr::parse("2001:db8:7:0:5054:ff:feaa:bbcc"), *MacAddr::parse("52:54:00:aa:bb:cc")},
+             {"eth1", *Ipv6Addr::parse("2001:db8:9::5"), *MacAddr::parse("52:54:00:aa:bb:cc")}};  // not its prefix
+    f.sched.advance(std::chrono::seconds(2));
+    std::ifstream in(f.dir + "/run/hosts/ipv6-hosts");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_NE(text.find("2001:db8:7:0:5054:ff:feaa:bbcc laptop.lan laptop\n"), std::string::npos) << text;
+    EXPECT_EQ(text.find("2001:db8:9::5"), std::string::npos) << text;
+    // The host leaves the table: its name goes at the next refresh; pings go on every minute.
+    table.clear();
+    f.sched.advance(std::chrono::seconds(10));
+    std::ifstream in2(f.dir + "/run/hosts/ipv6-hosts");
+    std::string text2((std::istreambuf_iterator<char>(in2)), {});
+    EXPECT_EQ(text2.find("laptop"), std::string::npos) << text2;
+    f.sched.advance(std::chrono::seconds(60));
+    EXPECT_EQ(pings.size(), 2u);
+}
 
 TEST(Daemon, UnchangedReloadMakesNoOperation) {
     Fixture f;

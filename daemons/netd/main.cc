@@ -91,6 +91,8 @@ int run(const std::string& config_path, bool foreground) {
     netd::Supervisor sup(**loop, {});
     netd::DaemonOptions dopts;
     dopts.config_path = config_path;
+    dopts.names6_neighbours = netd::dump_neighbours6;
+    dopts.names6_ping = netd::ping_all_nodes;
     // The tunnel's HE update helper is netd itself (--he-update).
     auto updates = netd::make_helper_update_runner(**loop, "/usr/sbin/netd");
     auto datagrams = netd::make_udp_sender();

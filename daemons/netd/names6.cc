@@ -1,0 +1,200 @@
+// The pure parts of names6.h (lease parsing, the hosts file text) and the periodic job.
+#include "names6.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <map>
+#include <set>
+#include <tuple>
+
+namespace netd {
+namespace {
+
+// The fields of a line, split on spaces and tabs (dnsmasq writes single spaces).
+std::vector<std::string_view> fields(std::string_view line) {
+    std::vector<std::string_view> out;
+    size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+        size_t start = i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+        if (i > start) out.push_back(line.substr(start, i - start));
+    }
+    return out;
+}
+
+bool is_decimal(std::string_view s) {
+    if (s.empty() || s.size() > 20) return false;
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    return ec == std::errc{} && p == s.data() + s.size();
+}
+
+std::string lowercase(std::string_view s) {
+    std::string o(s);
+    for (char& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return o;
+}
+
+// The domain as it goes into the hosts file: lowercase, without a trailing dot; empty when it
+// is not a domain name (the config checks it; this keeps a bad one out of dnsmasq's input).
+std::string clean_domain(std::string_view d) {
+    if (!d.empty() && d.back() == '.') d.remove_suffix(1);
+    if (d.empty() || !is_valid_domain_name(d)) return {};
+    return lowercase(d);
+}
+
+}  // namespace
+
+std::vector<Dhcp4Lease> parse_dnsmasq_leases(std::string_view text) {
+    std::vector<Dhcp4Lease> out;
+    while (!text.empty() && out.size() < kMaxLeases) {
+        size_t nl = text.find('\n');
+        std::string_view line = text.substr(0, nl);
+        text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+        if (line.size() > kMaxLeaseLine) continue;
+        auto f = fields(line);
+        // dnsmasq writes its DHCPv6 leases after a `duid SERVER-DUID` line, all v4 leases before.
+        if (!f.empty() && f[0] == "duid") break;
+        if (f.size() != 5) continue;
+        // A hardware address other than 6-byte Ethernet is written as "TYPE-xx:xx:..." and
+        // fails here, as does anything else that is not a MAC.
+        auto mac = MacAddr::parse(f[1]);
+        auto ip = Ipv4Addr::parse(f[2]);
+        if (!is_decimal(f[0]) || !mac || !ip) continue;
+        // Only one label: a name with dots would let a client claim a name in another zone.
+        if (f[3] == "*" || !is_valid_hostname(f[3])) continue;
+        out.push_back({*mac, *ip, lowercase(f[3])});
+    }
+    return out;
+}
+
+bool is_global_unicast6(const Ipv6Addr& a) {
+    return (a.bytes[0] & 0xe0) == 0x20 || (a.bytes[0] & 0xfe) == 0xfc;
+}
+
+std::string hosts6_text(const std::vector<Dhcp4Lease>& leases, const std::vector<Neighbour6>& neighbours,
+                        const std::vector<NameSegment>& segments) {
+    // MAC -> name: the smallest, so the choice does not depend on the lease file's order.
+    std::map<MacAddr, std::string> name_of;
+    for (auto& l : leases) {
+        auto [it, added] = name_of.emplace(l.mac, l.name);
+        if (!added && l.name < it->second) it->second = l.name;
+    }
+    std::map<std::string, const NameSegment*> segment_of;
+    for (auto& s : segments) segment_of.emplace(s.ifname, &s);
+
+    // address -> every (name, domain, MAC) it is claimed under.
+    std::map<Ipv6Addr, std::set<std::tuple<std::string, std::string, MacAddr>>> claims;
+    for (auto& n : neighbours) {
+        auto seg = segment_of.find(n.link);
+        auto name = name_of.find(n.mac);
+        if (seg == segment_of.end() || name == name_of.end() || !is_global_unicast6(n.addr)) continue;
+        const auto& prefixes = seg->second->prefixes;
+        if (!std::any_of(prefixes.begin(), prefixes.end(), [&](auto& p) { return p.contains(n.addr); })) continue;
+        claims[n.addr].insert({name->second, clean_domain(seg->second->domain), n.mac});
+    }
+
+    // The addresses each MAC keeps (map order: addresses ascending), then lines by name.
+    std::map<MacAddr, size_t> per_mac;
+    std::set<std::tuple<std::string, Ipv6Addr, std::string>> lines;   // name, address, domain
+    for (auto& [addr, who] : claims) {
+        std::set<std::pair<std::string, std::string>> names;
+        for (auto& [name, domain, mac] : who) names.insert({name, domain});
+        if (names.size() != 1) continue;
+        // One name, maybe several MACs (a host that moved between links): counted on each.
+        bool room = false;
+        for (auto& [name, domain, mac] : who) room = per_mac[mac]++ < kMaxAddrsPerMac || room;
+        if (room) lines.insert({names.begin()->first, addr, names.begin()->second});
+    }
+
+    std::string o = "# Generated by netd: IPv6 addresses of LAN hosts named by their DHCPv4 leases.\n";
+    size_t count = 0;
+    for (auto& [name, addr, domain] : lines) {
+        if (count++ == kMaxHosts6Lines) break;
+        o += addr.str();
+        if (!domain.empty()) o += " " + name + "." + domain;
+        o += " " + name + "\n";
+    }
+    return o;
+}
+
+Result<bool> write_hosts_file(const std::string& path, const std::string& content) {
+    {
+        UniqueFd in(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (in) {
+            std::string old;
+            char buf[65536];
+            ssize_t n;
+            while (old.size() <= content.size() && (n = read(in.get(), buf, sizeof(buf))) > 0) old.append(buf, n);
+            if (old == content) return false;
+        }
+    }
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+    std::string tmp = dir + "." + path.substr(dir.size()) + ".tmp";
+    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!fd) return Error::from_errno("open " + tmp);
+    // dnsmasq drops its privileges: the file must be readable by others whatever the umask.
+    if (fchmod(fd.get(), 0644) < 0) return Error::from_errno("chmod " + tmp);
+    for (size_t off = 0; off < content.size();) {
+        ssize_t n = write(fd.get(), content.data() + off, content.size() - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            auto e = Error::from_errno("write " + tmp);
+            unlink(tmp.c_str());
+            return e;
+        }
+        off += static_cast<size_t>(n);
+    }
+    // No fsync: the file lives on a tmpfs and is rewritten from live state after a reboot.
+    fd.reset();
+    if (rename(tmp.c_str(), path.c_str()) < 0) {
+        auto e = Error::from_errno("rename " + tmp + " to " + path);
+        unlink(tmp.c_str());
+        return e;
+    }
+    return true;
+}
+
+Status Names6::probe(const std::vector<NameSegment>& segments) {
+    std::optional<Error> first;
+    for (auto& s : segments) {
+        // The router's address in the segment's first prefix: hosts answer from their address
+        // in that prefix (source address selection), the one worth naming.
+        if (s.prefixes.empty() || s.prefixes.front().len > 64) continue;
+        if (auto st = ping_(s.ifname, s.prefixes.front().with_host(1)); !st && !first) first = st.error();
+    }
+    if (first) return *first;
+    return Ok{};
+}
+
+Result<bool> Names6::refresh(const std::vector<NameSegment>& segments, const std::string& leases_path,
+                             const std::string& out_path) {
+    std::string text;
+    {
+        UniqueFd in(open(leases_path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!in && errno != ENOENT) return Error::from_errno("read leases " + leases_path);
+        char buf[65536];
+        ssize_t n = 0;
+        // Bounded: beyond kMaxLeases lines of kMaxLeaseLine bytes nothing more is parsed anyway.
+        while (in && text.size() < kMaxLeaseFile && (n = read(in.get(), buf, sizeof(buf))) != 0) {
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return Error::from_errno("read leases " + leases_path);
+            }
+            text.append(buf, static_cast<size_t>(n));
+        }
+    }
+    auto leases = parse_dnsmasq_leases(text);
+    auto neighbours = neighbours_();
+    if (!neighbours) return Error{"names6: " + neighbours.error().str()};
+    return write_hosts_file(out_path, hosts6_text(leases, *neighbours, segments));
+}
+
+}  // namespace netd
