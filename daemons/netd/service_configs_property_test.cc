@@ -381,14 +381,16 @@ TEST(ServiceConfigsProperty, WritesSamplesForTheRealDaemons) {
         Sample s = random_sample(g);
         auto r = parse_config_text(s.toml, "random.conf");
         ASSERT_TRUE(r.config) << s.toml;
+        s.facts.hostsdir = "/run/netd/hosts";   // as netd runs dnsmasq
         Files files = generate(*r.config, s.facts);
         char name[16];
         std::snprintf(name, sizeof(name), "/%02d", i);
         std::string d = dir + std::string(name);
         ASSERT_TRUE(mkdir(d.c_str(), 0755) == 0 || errno == EEXIST) << d;
-        const std::vector<std::pair<const char*, std::string>> set = {
-            {"router.conf", s.toml},   {"dnsmasq.conf", files.dnsmasq}, {"radvd.conf", files.radvd},
-            {"sshd_config", files.sshd}};
+        std::vector<std::pair<const char*, std::string>> set = {
+            {"router.conf", s.toml}, {"dnsmasq.conf", files.dnsmasq}, {"sshd_config", files.sshd}};
+        // netd runs radvd only with a prefix to announce.
+        if (!r.config->lans[0].ipv6_prefixes.empty()) set.push_back({"radvd.conf", files.radvd});
         for (auto& [file, text] : set) {
             std::ofstream out(d + "/" + file);
             out << text;

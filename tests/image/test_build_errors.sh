@@ -25,6 +25,11 @@ printf 'CONFIG_NET=y\nCONFIG_V6ROUTER_NO_SUCH_OPTION=y\n' > "$work/frag"
 expect_fail "kernel option that did not survive olddefconfig is named" \
     "required option CONFIG_V6ROUTER_NO_SUCH_OPTION=y did not survive" \
     "$top/kernel-config/check-config" "$work/frag" "$out/kernel.config"
+# ... and so is one the fragment keeps out ("# CONFIG_... is not set") that the config has.
+printf 'CONFIG_NET=y\n# CONFIG_INET is not set\n' > "$work/frag"
+expect_fail "kernel option the fragment keeps out but the config has is named" \
+    "option CONFIG_INET is to stay unset but the final config has CONFIG_INET=y" \
+    "$top/kernel-config/check-config" "$work/frag" "$out/kernel.config"
 
 # Root filesystem: a package missing from the lock, and one Debian does not have.
 cp "$top/rootfs/packages.list" "$work/list"

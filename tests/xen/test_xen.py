@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""The router as a real Xen PV domU (issue 6): Debian's Xen hypervisor booted under QEMU
-(software emulation) with Debian's generic kernel as dom0 and a dom0 initramfs holding Debian's
-toolstack (tests/xen/build-dom0, cached). In dom0 (tests/xen/dom0-init): xen/dom0-net makes the
-bridges with dom0's two NICs (uplink to an ISP namespace, LAN port to a LAN-client namespace),
-`xl create -n` checks our xl config, `xl create` starts the router from the real image (our
-kernel, root image, data disk). From the LAN namespace: DHCPv4 and a SLAAC address from the
-router, SSH with the key; then `xl shutdown` stops the router cleanly. Also: the libvirt XML
-validates with virt-xml-validate. Figures: xl create -> router ready (guest uptime, wall
-clock), dom0 and domU memory.
+"""The router as a real Xen PV domU (issue 6) with two LAN segments (issue 12): Debian's Xen
+hypervisor booted under QEMU (software emulation) with Debian's generic kernel as dom0 and a
+dom0 initramfs holding Debian's toolstack (tests/xen/build-dom0, cached). dom0 has three NICs:
+the uplink to an ISP namespace, and one LAN port per segment, each to a client namespace (the
+cheapest realistic wiring: a physical port per segment, as on a real host). In dom0
+(tests/xen/dom0-init): xen/dom0-net makes the WAN bridge and two LAN bridges, `xl create -n`
+checks our xl config (three vifs, from xen/mkdomu with two --lan), `xl create` starts the
+router from the real image (our kernel, root image, a data disk whose router.conf has two
+[[lan]] segments by MAC: "main", full trust, and "guest"). From each client namespace: a DHCPv4
+lease from its segment's subnet and a SLAAC address from its segment's /64 (none from the
+other's); from the main segment, SSH with the key; then `xl shutdown` stops the router
+cleanly. Also: the libvirt XML validates with virt-xml-validate. Figures: xl create -> router
+ready (guest uptime, wall clock), dom0 and domU memory.
 
 usage: test_xen.py OUT_DIR
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +29,39 @@ sys.path.insert(0, os.path.join(top, "tests", "lib"))
 import routerlab as rl  # noqa: E402
 
 results = []
+
+# The router's NICs: the WAN and one per LAN segment, each vif on its dom0 bridge (the bridges
+# are the ones tests/xen/dom0-init has xen/dom0-net make; the MACs are the config's).
+WAN_MAC = "52:54:00:12:34:01"
+SEGMENTS = [  # name, MAC, dom0 bridge, IPv4 subnet prefix, IPv6 /64 prefix (as ip prints it)
+    ("main", "52:54:00:12:34:02", "xenbr-lan", "192.168.1.", "2001:db8:7:1:"),
+    ("guest", "52:54:00:12:34:03", "xenbr-guest", "192.168.2.", "2001:db8:7:2:"),
+]
+MKDOMU_LANS = [a for _, m, br, _, _ in SEGMENTS for a in ("--lan", f"{m},{br}")]
+CONFIG = f"""# The Xen test's router: two LAN segments by MAC (issue 12), the WAN by DHCP from the ISP.
+[[lan]]
+name = "main"
+mac = "{SEGMENTS[0][1]}"
+ipv4 = "192.168.1.1/24"
+ipv6_prefixes = ["2001:db8:7:1::/64"]
+trust = "full"
+
+[[lan]]
+name = "guest"
+mac = "{SEGMENTS[1][1]}"
+ipv4 = "192.168.2.1/24"
+ipv6_prefixes = ["2001:db8:7:2::/64"]
+trust = "guest"
+
+[wan]
+mac = "{WAN_MAC}"
+
+[dns]
+upstream = ["192.0.2.53"]
+
+[ntp]
+servers = ["192.0.2.123"]
+"""
 
 
 def check(name, ok, detail=""):
@@ -68,6 +106,34 @@ class Serial:
         return None
 
 
+def add_client(wire, ns, side):
+    """A client namespace `ns` on QEMU's tap-`side`, wired like routerlab's LAN client: the tap
+    bridged (br-`side`) in the wire namespace to a veth whose other end is eth0 in `ns`.
+    Returns an error message, or None."""
+    del_ns(ns)
+    steps = [(None, "netns", "add", ns), (ns, "link", "set", "lo", "up"),
+             (wire, "tuntap", "add", "dev", f"tap-{side}", "mode", "tap"),
+             (wire, "link", "add", f"br-{side}", "type", "bridge"),
+             (wire, "link", "add", f"v-{side}", "type", "veth", "peer", "name", "eth0", "netns", ns)]
+    for dev in (f"tap-{side}", f"v-{side}"):
+        steps += [(wire, "link", "set", dev, "master", f"br-{side}"), (wire, "link", "set", dev, "up")]
+    steps += [(wire, "link", "set", f"br-{side}", "up"), (ns, "link", "set", "eth0", "up")]
+    for where, *c in steps:
+        r = sh("ip", *c, ns=where)
+        if r.returncode != 0:
+            return f"ip {' '.join(c)}: {r.stderr}"
+    return None
+
+
+def del_ns(ns):
+    for pid in sh("ip", "netns", "pids", ns).stdout.split():
+        try:
+            os.kill(int(pid), 9)
+        except ProcessLookupError:
+            pass
+    sh("ip", "netns", "del", ns)
+
+
 def main():
     out = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="xen-test-")
@@ -75,20 +141,41 @@ def main():
     os.makedirs(xml)
     subprocess.run([os.path.join(top, "xen", "mkdomu"), "--name", "gw1", "--kernel", "/srv/v6router/bzImage",
                     "--rootfs", "/srv/v6router/rootfs.squashfs", "--data", "/srv/v6router/gw1-data.img",
-                    "--out-dir", xml], check=True)
+                    "--wan-mac", WAN_MAC, *MKDOMU_LANS, "--out-dir", xml], check=True)
     r = sh("virt-xml-validate", os.path.join(xml, "gw1.xml"), "domain")
-    check("the libvirt domain XML validates (virt-xml-validate ... domain)", r.returncode == 0, r.stdout + r.stderr)
+    check("the libvirt domain XML (WAN and two LAN interfaces) validates (virt-xml-validate ... domain)",
+          r.returncode == 0 and open(os.path.join(xml, "gw1.xml")).read().count("<interface ") == 3,
+          r.stdout + r.stderr)
+
+    # The data disk: the two-segment config, validated by the image's own netd (netd --check).
+    conf, data = os.path.join(work, "router.conf"), os.path.join(work, "data.img")
+    with open(conf, "w") as f:
+        f.write(CONFIG)
+    r = sh(os.path.join(top, "image", "mkdata"), "--config", conf, "--authorized-keys",
+           os.path.join(out, "admin_key.pub"), "--netd", os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"),
+           "--hostname", "gw1", "-o", data, timeout=120)
+    if not check("data disk with two [[lan]] segments (mkdata; the image's netd --check accepts the config)",
+                 r.returncode == 0, r.stdout + r.stderr):
+        shutil.rmtree(work, ignore_errors=True)
+        return 1
 
     t = time.monotonic()
-    r = subprocess.run([os.path.join(HERE, "build-dom0"), out, os.path.join(out, "data.img"), work],
+    r = subprocess.run([os.path.join(HERE, "build-dom0"), out, data, work, "--wan-mac", WAN_MAC, *MKDOMU_LANS],
                        text=True, capture_output=True)
     if not check("dom0 built from Debian's packages (cached)", r.returncode == 0, r.stdout + r.stderr):
+        shutil.rmtree(work, ignore_errors=True)
         return 1
     print(f"      {r.stdout.strip()} in {time.monotonic() - t:.0f} s")
 
     lab = rl.Lab("xen").create()
-    for c in [("addr", "add", "192.168.7.10/24", "dev", "eth0")]:
-        sh("ip", *c, ns=lab.lan)
+    guest = f"{lab.name}-guest"
+    err = add_client(lab.wire, guest, "lan2")
+    if not check("the second segment's client namespace is wired to dom0's third NIC", not err, err):
+        lab.destroy()
+        del_ns(guest)
+        shutil.rmtree(work, ignore_errors=True)
+        return 1
+    clients = {"main": lab.lan, "guest": guest}
     sh("ip", "addr", "add", "203.0.113.1/24", "dev", "eth0", ns=lab.isp)
     isp_cfg = os.path.join(work, "isp.json")
     with open(isp_cfg, "w") as f:
@@ -103,7 +190,8 @@ def main():
         "-append", "dom0_mem=512M,max:512M console=com1 com1=115200,8n1 noreboot",
         "-initrd", f"{os.path.join(work, 'vmlinuz')} console=hvc0 quiet,{os.path.join(work, 'dom0.cpio.gz')}",
         "-netdev", "tap,id=wan,ifname=tap-wan,script=no,downscript=no", "-device", "e1000,netdev=wan",
-        "-netdev", "tap,id=lan,ifname=tap-lan,script=no,downscript=no", "-device", "e1000,netdev=lan"]
+        "-netdev", "tap,id=lan,ifname=tap-lan,script=no,downscript=no", "-device", "e1000,netdev=lan",
+        "-netdev", "tap,id=lan2,ifname=tap-lan2,script=no,downscript=no", "-device", "e1000,netdev=lan2"]
     t0 = time.monotonic()
     qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     con = Serial(qemu, os.path.join(out, "xen-console.log"))
@@ -124,6 +212,10 @@ def main():
         check("xl create starts the router as a PV domU: netd ready", r, con.buf[-4000:])
         check("dom0-net made the WAN and LAN bridges in dom0 (the router's vifs joined them)",
               "DOM0: xl create returned" in con.buf and "Could not find bridge" not in con.buf, con.buf[-2000:])
+        # The xl config's vifs in order: WAN (vifN.0), then one per segment (vifN.1, vifN.2).
+        ports = dict(re.findall(r"DOM0: ports of (\S+): (.*)", con.buf))
+        for i, br in enumerate(["xenbr-wan"] + [s[2] for s in SEGMENTS]):
+            check(f"the router's vif {i} joined {br}", re.search(rf"\bvif\d+\.{i}\b", ports.get(br, "")), ports)
         if r and create_up is not None:
             print(f"      figures: xl create -> router ready: guest uptime {r.group(2)} s, "
                   f"{float(r.group(1)) - create_up:.1f} s wall clock (dom0's clock, TCG)")
@@ -131,41 +223,46 @@ def main():
               con.expect(r"ROUTER: .*Booting kernel on Xen", 5) and con.expect(r"ROUTER: .*blkfront: xvd", 5),
               con.buf[-3000:])
 
-        # The LAN client: DHCPv4 (BusyBox udhcpc from the image), SLAAC, SSH with the key.
+        # A client on each segment: DHCPv4 (BusyBox udhcpc from the image) from its segment's
+        # subnet, a SLAAC address from its segment's /64 and none from the other's.
         bb = os.path.join(out, "rootfs.stage", "bin", "busybox")
-        sh("ip", "addr", "flush", "dev", "eth0", ns=lab.lan)
-        r = sh(bb, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3", "-s", "/bin/true", ns=lab.lan, timeout=90)
-        check("LAN client gets a DHCPv4 lease from the router", "lease of 192.168.7." in r.stdout + r.stderr,
-              r.stdout + r.stderr)
-        lease = re.search(r"lease of (192\.168\.7\.\d+)", r.stdout + r.stderr)
-        if lease:
-            sh("ip", "addr", "add", f"{lease.group(1)}/24", "dev", "eth0", ns=lab.lan)
-
-        def slaac():
-            a = sh("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", ns=lab.lan).stdout
-            return "2001:db8:7:" in a and a
-        end = time.monotonic() + 60
-        a = None
-        while time.monotonic() < end and not a:
-            a = slaac()
-            time.sleep(1)
-        check("LAN client autoconfigures a SLAAC address from the router's RAs", a,
-              sh("ip", "-6", "addr", ns=lab.lan).stdout)
+        for name, _, br, v4, v6 in SEGMENTS:
+            ns = clients[name]
+            sh("ip", "addr", "flush", "dev", "eth0", ns=ns)
+            r = sh(bb, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3", "-s", "/bin/true", ns=ns,
+                   timeout=90)
+            lease = re.search(rf"lease of ({re.escape(v4)}\d+)", r.stdout + r.stderr)
+            check(f"{name} segment ({br}): the client gets a DHCPv4 lease in {v4}0/24 from the router", lease,
+                  r.stdout + r.stderr)
+            if lease:
+                sh("ip", "addr", "add", f"{lease.group(1)}/24", "dev", "eth0", ns=ns)
+            end = time.monotonic() + 60
+            a = ""
+            while time.monotonic() < end and v6 not in a:
+                a = sh("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", ns=ns).stdout
+                time.sleep(1)
+            check(f"{name} segment ({br}): the client autoconfigures a SLAAC address in {v6}:/64 from the "
+                  "router's RAs", v6 in a, sh("ip", "-6", "addr", ns=ns).stdout)
+            others = [s[4] for s in SEGMENTS if s[0] != name]
+            check(f"{name} segment ({br}): ... and none from another segment's /64",
+                  not any(o in a for o in others), a)
         key = os.path.join(out, "admin_key")
         r = sh("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-               "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "root@192.168.7.1",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "root@192.168.1.1",
                "uname -r; netctl status | head -3; grep -E '^Mem(Total|Available):' /proc/meminfo; "
                "ls /sys/bus/xen/devices/", ns=lab.lan, timeout=90)
-        check("SSH into the router with the key works", r.returncode == 0 and "config:" in r.stdout, r.stdout + r.stderr)
-        check("inside: Xen PV devices (vif, vbd) on the xen bus", "vif-0" in r.stdout and "vbd-" in r.stdout, r.stdout)
+        check("SSH into the router with the key works (from the main segment)",
+              r.returncode == 0 and "config:" in r.stdout, r.stdout + r.stderr)
+        check("inside: Xen PV devices on the xen bus (three vifs: WAN and two LAN; vbd)",
+              all(f"vif-{i}" in r.stdout for i in range(3)) and "vbd-" in r.stdout, r.stdout)
         tot = re.search(r"MemTotal:\s+(\d+)", r.stdout)
         av = re.search(r"MemAvailable:\s+(\d+)", r.stdout)
         if tot and av:
             print(f"      figures: domU memory in use {(int(tot.group(1)) - int(av.group(1))) / 1024:.0f} MiB "
                   f"of {int(tot.group(1)) / 1024:.0f} MiB (128 MiB domain)")
 
-        # xl shutdown through dom0 (its LAN-bridge address).
-        sh(sys.executable, "-c", "import socket;s=socket.create_connection(('192.168.7.250',9999),timeout=10);"
+        # xl shutdown through dom0 (its address on xenbr-lan, set by dom0-init).
+        sh(sys.executable, "-c", "import socket;s=socket.create_connection(('192.168.1.50',9999),timeout=10);"
            "s.sendall(b'shutdown\\n');s.close()", ns=lab.lan)
         m = con.expect(r"DOM0: xl shutdown exit (\d+)", 120)
         check("xl shutdown stops the router", m and m.group(1) == "0", con.buf[-3000:])
@@ -183,7 +280,7 @@ def main():
             qemu.kill()
         isp.kill()
         lab.destroy()
-        import shutil
+        del_ns(guest)
         shutil.rmtree(work, ignore_errors=True)
     print(f"figures: whole run {time.monotonic() - t0:.0f} s wall clock")
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
