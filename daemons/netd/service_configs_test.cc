@@ -39,6 +39,38 @@ protected:
     RuntimeFacts facts;
 };
 
+// Three segments (testdata/segments.conf) from a routed /48: a tagged DHCP range and options
+// per segment with its own domain, stateless DHCPv6 and a reverse zone per /64, one radvd block
+// per segment with its own RDNSS and DNSSL, sshd only where allowed. The golden files are also
+// checked by the image's real daemons (tests/image/test_generated_configs.sh).
+TEST(ServiceConfigsSegments, Golden) {
+    auto r = load_config(NETD_TESTDATA "/segments.conf");
+    ASSERT_TRUE(r.config);
+    Config c = *r.config;
+    for (auto& l : c.lans) l.ipv6_prefixes = r.config->tunnel_prefixes(l);
+    RuntimeFacts f;
+    f.lans["main"] = {"eth1", 1480, {}};
+    f.lans["guest"] = {"eth2", 1480, {}};
+    f.lans["lab"] = {"eth2.30", 1480, {*Ipv6Prefix::parse("2001:db8:200:3::/64")}};
+    f.ipv6_uplink = true;
+    f.hostsdir = "/run/netd/hosts";
+    auto dnsmasq = dnsmasq_service(c, f, "/run/netd").config_text;
+    auto radvd = radvd_service(c, f, "/run/netd").config_text;
+    auto sshd = sshd_service(c, f, "/run/netd").config_text;
+    expect_golden("segments-dnsmasq.conf", dnsmasq);
+    expect_golden("segments-radvd.conf", radvd);
+    expect_golden("segments-sshd_config", sshd);
+    EXPECT_NE(dnsmasq.find("dhcp-range=set:guest,192.168.2.128,192.168.2.254,255.255.255.0,3600\n"), std::string::npos);
+    EXPECT_NE(dnsmasq.find("dhcp-option=tag:guest,option:router,192.168.2.1\n"), std::string::npos);
+    EXPECT_NE(dnsmasq.find("domain=guest.home.arpa,192.168.2.0/24\n"), std::string::npos);
+    EXPECT_NE(dnsmasq.find("dhcp-range=set:lab,::,constructor:eth2.30,static\n"), std::string::npos);
+    EXPECT_NE(radvd.find("interface eth2.30 {"), std::string::npos);
+    EXPECT_NE(radvd.find("RDNSS 2001:db8:100:2::1"), std::string::npos);
+    EXPECT_EQ(sshd.find("192.168.2.1"), std::string::npos) << "not on the guest segment";
+    EXPECT_EQ(sshd.find("192.168.3.1"), std::string::npos) << "not on lab (ssh = false)";
+    EXPECT_NE(sshd.find("ListenAddress 192.168.1.1\n"), std::string::npos);
+}
+
 TEST_F(ServiceConfigs, Dnsmasq) {
     auto g = dnsmasq_service(cfg, facts, "/run/netd");
     expect_golden("dnsmasq.conf", g.config_text);

@@ -16,6 +16,11 @@ trap 'rm -rf "$work"' EXIT
 
 NETD_GENERATED_SAMPLES=$work/samples "$tests" --gtest_filter=ServiceConfigsProperty.WritesSamplesForTheRealDaemons \
     >"$work/gtest.log" 2>&1 || { cat "$work/gtest.log"; exit 1; }
+# The three-segment golden files too (daemons/netd/testdata/golden/segments-*).
+golden=$(dirname "$0")/../../daemons/netd/testdata/golden
+mkdir -p "$work/samples/segments"
+for f in dnsmasq.conf radvd.conf sshd_config; do cp "$golden/segments-$f" "$work/samples/segments/$f"; done
+cp "$golden/../segments.conf" "$work/samples/segments/router.conf"
 n=$(find "$work/samples" -mindepth 1 -maxdepth 1 -type d | wc -l)
 [ "$n" -gt 0 ] || { echo "no samples written"; exit 1; }
 
