@@ -52,11 +52,11 @@ TEST(Firewall, GoldenExampleImageConfig) {
     expect_golden("example.nft", render_nft(build_ruleset(firewall_inputs(*r.config, {{"lan", "eth1"}}, "eth0"))));
 }
 
-// Three segments (testdata/firewall/segments.conf): per-segment source sets, a guest segment
+// Three segments (testdata/segments.conf): per-segment source sets, a guest segment
 // that reaches only the outside and the router's DHCP, DNS and NTP, full segments that reach
 // each other, and the guest's open6 host reachable from the full segments.
 TEST(Firewall, GoldenSegments) {
-    Config c = load("segments.conf");
+    Config c = load("../segments.conf");
     for (auto& l : c.lans) l.ipv6_prefixes = c.tunnel_prefixes(l);
     auto in = firewall_inputs(c, {{"main", "eth1"}, {"guest", "eth2"}, {"lab", "eth2.30"}}, "eth0");
     auto text = render_nft(build_ruleset(in));

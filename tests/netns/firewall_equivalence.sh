@@ -26,7 +26,7 @@ PY
 
 fail=0
 for case in "minimal.conf -" "native.conf -" "full.conf -" "full.conf 192.0.2.1" "$tmp/blocklist.conf -" \
-            "segments.conf 198.18.0.1 main=eth1,guest=eth2,lab=eth2.30"; do
+            "../segments.conf 198.18.0.1 main=eth1,guest=eth2,lab=eth2.30"; do
     set -- $case
     conf=$1
     [[ $conf == /* ]] || conf=$dir/$conf
