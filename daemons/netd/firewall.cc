@@ -450,7 +450,7 @@ FirewallInputs firewall_inputs(const Config& c, const std::map<std::string, std:
             if (r.to.family == 4)
                 seg.routed4.push_back(*Ipv4Cidr::parse(r.to.str()));
             else
-                seg.lan6.push_back(*Ipv6Prefix::parse(r.to.str()));
+                seg.routed6.push_back(*Ipv6Prefix::parse(r.to.str()));
         }
         in.lans.push_back(std::move(seg));
     }
@@ -514,6 +514,7 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
         seg[i].p4.push_back(v4(l.lan4.network(), l.lan4.len));
         for (auto& p : l.routed4) seg[i].p4.push_back(v4(p.network(), p.len));
         for (auto& p : l.lan6) seg[i].p6.push_back(v6(p.addr, p.len));
+        for (auto& p : l.routed6) seg[i].p6.push_back(v6(p.addr, p.len));
         lan4.insert(lan4.end(), seg[i].p4.begin(), seg[i].p4.end());
         lan6.insert(lan6.end(), seg[i].p6.begin(), seg[i].p6.end());
     }
@@ -673,6 +674,23 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
         fr.push_back(rb().oifname(o.name).in_set(true, false, "scoped6", scoped6_id).counter().drop());
     }
     echo_limits(fr);
+    // A segment's hosts to the networks behind a downstream router on the same segment
+    // ([[route]]): in and out of the segment's link. Before conntrack: the answers go from the
+    // downstream router to the host directly, so the router sees only one direction of each
+    // connection, which conntrack calls invalid.
+    for (auto& l : in.lans) {
+        Prefixes r4, r6;
+        for (auto& p : l.routed4) r4.push_back(v4(p.network(), p.len));
+        for (auto& p : l.routed6) r6.push_back(v6(p.addr, p.len));
+        if (!r4.empty()) {
+            uint32_t id = interval_set("routed4_" + l.name, false, r4);
+            fr.push_back(rb().iifname(l.ifname).oifname(l.ifname).in_set(false, false, "routed4_" + l.name, id).accept());
+        }
+        if (!r6.empty()) {
+            uint32_t id = interval_set("routed6_" + l.name, true, r6);
+            fr.push_back(rb().iifname(l.ifname).oifname(l.ifname).in_set(true, false, "routed6_" + l.name, id).accept());
+        }
+    }
     fr.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
     fr.push_back(rb().ct_state(kCtInvalid, "invalid").counter().drop());
     // The segment an IPv6 host or IPv4 address is on (the first segment when none is).

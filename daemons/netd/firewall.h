@@ -127,7 +127,8 @@ struct FirewallSegment {
     std::string ifname;
     Ipv4Cidr lan4;                          // its IPv4 subnet (the router's address in it)
     std::vector<Ipv4Cidr> routed4;          // networks behind downstream routers on it
-    std::vector<Ipv6Prefix> lan6;           // its IPv6 prefixes and networks routed via it
+    std::vector<Ipv6Prefix> lan6;           // its IPv6 prefixes
+    std::vector<Ipv6Prefix> routed6;        // IPv6 networks behind downstream routers on it
     bool guest = false;                     // Trust::guest
     bool ssh = true;                        // reaches the router's SSH
 };

@@ -73,6 +73,10 @@ TEST(Firewall, GoldenSegments) {
     has("iifname \"eth1\" oifname \"eth2\" ip6 daddr 2001:db8:100:2::10 tcp dport 8080 accept");
     has("iifname \"eth1\" oifname \"eth2\" counter drop");
     has("iifname \"eth0\" oifname \"eth2\" ct status dnat accept");
+    // main's hosts to the networks behind its downstream router, before conntrack (the
+    // answers do not pass the router).
+    has("iifname \"eth1\" oifname \"eth1\" ip daddr @routed4_main accept");
+    EXPECT_LT(text.find("ip6 daddr @routed6_main accept"), text.find("ct state established,related accept\n\t\tct state invalid counter drop\n\t\tiifname \"eth1\" oifname \"eth0\""));
     EXPECT_EQ(text.find("iifname \"eth2\" oifname \"eth1\" accept"), std::string::npos) << "guest -> main";
     EXPECT_EQ(text.find("iifname \"eth2\" accept"), std::string::npos) << "guest -> router, everything";
 }
