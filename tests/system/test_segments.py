@@ -29,6 +29,7 @@ usage: test_segments.py OUT_DIR        Ends with 'N passed, N failed'.
 """
 import concurrent.futures
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -213,6 +214,35 @@ def dhcp(busybox, work, ns, hostname):
     return dict(re.findall(r"^(\w+)=(.*)$", text, re.M)), text + r.stderr[-400:]
 
 
+DHCP6_INFO = r"""
+import json, sys
+from scapy.all import conf, sr1, IPv6, UDP, get_if_hwaddr
+from scapy.layers.dhcp6 import (DHCP6_InfoRequest, DHCP6OptClientId, DHCP6OptElapsedTime, DHCP6OptOptReq,
+                                DHCP6OptDNSServers, DHCP6OptDNSDomains, DUID_LL)
+conf.verb = 0
+conf.checkIPaddr = False
+req = (IPv6(dst="ff02::1:2") / UDP(sport=546, dport=547) / DHCP6_InfoRequest(trid=0x4242) /
+       DHCP6OptClientId(duid=DUID_LL(lladdr=get_if_hwaddr("eth0"))) / DHCP6OptElapsedTime() /
+       DHCP6OptOptReq(reqopts=[23, 24]))
+ans = sr1(req, iface="eth0", timeout=4, retry=2)
+out = {"dns": [], "domains": []}
+if ans is not None:
+    if DHCP6OptDNSServers in ans: out["dns"] = [str(a) for a in ans[DHCP6OptDNSServers].dnsservers]
+    if DHCP6OptDNSDomains in ans: out["domains"] = [str(d) for d in ans[DHCP6OptDNSDomains].dnsdomains]
+print(json.dumps(out))
+"""
+
+
+def dhcpv6_info(ns):
+    """A stateless DHCPv6 Information-Request (scapy) from the client: the DNS servers and
+    domains the router answers with."""
+    r = sh("/usr/bin/python3", "-c", DHCP6_INFO, ns=ns, timeout=30)
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return {"error": r.stdout + r.stderr}
+
+
 def main():
     out = os.path.abspath(sys.argv[1])
     t_start = time.monotonic()
@@ -386,6 +416,12 @@ def main():
               all(p[k][0] for k in ks) and p["m>lab tcp4"][1] == f"hello {m['v4']}" and
               p["lab>m tcp6"][1] == f"hello {lb['v6']}", show(*ks))
         d4, d6 = p["g dns4"].stdout.split(), p["g dns6"].stdout.split()
+        for seg in ("main", "guest"):
+            info = dhcpv6_info(c[seg]["ns"])
+            want = f"2001:db8:100:{SEGMENTS[seg]}::1"
+            check(f"{seg}: a DHCPv6 information request is answered with the segment's resolver ({want}) and "
+                  f"domain", info.get("dns") == [want] and any(d.rstrip(".") == "lan" for d in info.get("domains", [])),
+                  info)
         check(f"guest uses the router's DNS over IPv4 and IPv6 ({NAMES['guest']}.lan -> {g['v4']})",
               d4 == [g["v4"]] and d6 == [g["v4"]], (d4, d6, p["g dns4"].stderr, p["g dns6"].stderr))
         check("guest got its DHCPv4 lease from the router (above)", g["v4"].startswith("192.168.2."), g)
