@@ -557,6 +557,14 @@ ControlReply Daemon::dhcp_event(const std::vector<std::string>& args) {
     if (address_changed) {
         syslog(LOG_NOTICE, "wan: address now %s", wan_.lease() ? wan_.lease()->address.str().c_str() : "none");
         if (wan_.lease()) wan_changed_at_ = std::chrono::steady_clock::now();
+        // BusyBox ntpd started before the WAN had an address: its first queries failed
+        // ("Network is unreachable") and it would try again only 32 s later, nothing telling it
+        // the network came. Until the clock is synchronised (the heartbeat waits for it), a
+        // new WAN address starts it over, so it asks at once.
+        if (wan_.lease() && !clock_synced_ && sup_.spec_of("ntpd")) {
+            syslog(LOG_INFO, "ntp: the WAN has an address and the clock is not synchronised yet: ntpd asks again now");
+            sup_.restart("ntpd");
+        }
         if (tunnel_) tunnel_->wan_changed(wan_address());
         if (tic_) tic_->wan_changed(wan_address().has_value());
     }

@@ -2,6 +2,7 @@
 // the faults found in the step-by-step netd, each one here as it was met.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -299,6 +300,22 @@ TEST(Daemon, HeFlappingWanDrawsFewUpdatesAndEndsOnTheFinalAddress) {
     f.sched.advance(300s);
     ASSERT_TRUE(f.ctl(bound("198.51.100.30")).ok);
     EXPECT_EQ(f.updates.requests.size(), n + 1);
+}
+
+// ntpd started before the WAN had an address retries only after 32 s: a WAN address while the
+// clock is not synchronised starts it over; once synchronised, WAN changes leave it alone.
+TEST(Daemon, AWanAddressPromptsNtpdUntilTheClockIsSynchronised) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kHeartbeat);
+    f.services.ops.clear();
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    EXPECT_NE(std::find(f.services.ops.begin(), f.services.ops.end(), "restart ntpd"), f.services.ops.end())
+        << ::testing::PrintToString(f.services.ops);
+    ASSERT_TRUE(f.ctl({"ntp-event", "stratum", "stratum=2"}).ok);
+    f.services.ops.clear();
+    ASSERT_TRUE(f.ctl(bound("198.51.100.20")).ok);
+    EXPECT_EQ(std::find(f.services.ops.begin(), f.services.ops.end(), "restart ntpd"), f.services.ops.end())
+        << ::testing::PrintToString(f.services.ops);
 }
 
 TEST(Daemon, HeartbeatsOfAFlappingWanAreSpacedOut) {
