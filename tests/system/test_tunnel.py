@@ -265,6 +265,7 @@ def boot_router(lab, out, work, certs, name, config_text):
     for c in [("addr", "add", "192.168.7.10/24", "dev", "eth0"), ("route", "add", "default", "via", "192.168.7.1")]:
         sh("ip", *c, ns=lab.lan)
     vm = rl.RouterVM(out, disk, lab=lab, log_path=f"{work}/console-{name}.log")
+    vm.started_at = time.time()   # wall clock, as the broker's event times
     vm.start()
     vm.expect(r"netd: router ready", 120)
     vm.login()
@@ -295,6 +296,18 @@ def run_mode(mode, out, work, certs, figures):
                   ev and ev["ok"] and " 203.0.113.10 " in ev["line"], ev or broker.events[-5:])
             _, st = vm.run("logread | grep -E 'ntp: |heartbeat' | head -5")
             print("      router log: " + " | ".join(st.strip().splitlines()[:3]))
+            # Boot -> broker told: QEMU started -> the first valid heartbeat at the broker (the
+            # PoP's view); and netd's own WAN address -> heartbeat figure.
+            first = broker.wait_event(lambda e: e["kind"] == "heartbeat" and e["ok"], 1)
+            _, lg = vm.run("logread | grep 'heartbeat left .* ms after the WAN address changed' | head -1")
+            m = re.search(r"heartbeat left (\d+) ms", lg)
+            if first:
+                figures["heartbeat_boot_to_first_s"] = round(first["t"] - vm.started_at, 1)
+            if m:
+                figures["heartbeat_wan_to_first_ms"] = int(m.group(1))
+            print(f"      figures: QEMU start -> first valid heartbeat at the broker "
+                  f"{figures.get('heartbeat_boot_to_first_s', '?')} s (TCG boot included); WAN address -> first "
+                  f"heartbeat {figures.get('heartbeat_wan_to_first_ms', '?')} ms (netd's clock)")
         ok = wait("SLAAC and the tunnel", lambda: lan_ping6(lab), 60, 1)
         addrs = sh("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", ns=lab.lan).stdout
         check(f"{mode}: LAN client got a SLAAC address and pings the internet host through the tunnel",
