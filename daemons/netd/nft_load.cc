@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -353,6 +354,14 @@ Result<LoadStats> load_ruleset(const Ruleset& r) {
     // The whole batch goes in one sendmsg: the socket buffer must hold it.
     int size = static_cast<int>(b.size() + 65536);
     setsockopt(mnl_socket_get_fd(nl.get()), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
+    // One acknowledgement per message comes back, queued before we read any: without
+    // NETLINK_CAP_ACK each one carries the whole message it answers (a large blocklist's
+    // element messages), and the receive buffer overflows (ENOBUFS). Capped, an answer is
+    // 36 bytes; the buffer holds all of them.
+    int one = 1;
+    setsockopt(mnl_socket_get_fd(nl.get()), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+    int rcv = static_cast<int>(std::max<size_t>(1 << 20, (b.messages() + 2) * 256));
+    setsockopt(mnl_socket_get_fd(nl.get()), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv));
     if (mnl_socket_sendto(nl.get(), b.data(), b.size()) < 0)
         return Error{"nftables: sending the batch: " + std::string(std::strerror(errno))};
 
