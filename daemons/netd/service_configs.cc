@@ -261,9 +261,23 @@ Result<bool> write_file_atomic(const std::string& path, const std::string& conte
         }
         off += static_cast<size_t>(n);
     }
-    if (fsync(fd.get()) < 0) return Error::from_errno("fsync " + tmp);
+    if (fsync(fd.get()) < 0) {
+        auto e = Error::from_errno("fsync " + tmp);
+        unlink(tmp.c_str());
+        return e;
+    }
     fd.reset();
-    if (rename(tmp.c_str(), path.c_str()) < 0) return Error::from_errno("rename " + tmp);
+    if (rename(tmp.c_str(), path.c_str()) < 0) {
+        auto e = Error::from_errno("rename " + tmp);
+        unlink(tmp.c_str());
+        return e;
+    }
+    // The rename is durable only once the directory is on the disk too (a power cut on /data
+    // must leave the old file or the new one, never none).
+    auto slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    if (UniqueFd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); d && fsync(d.get()) < 0 && errno != EINVAL)
+        return Error::from_errno("fsync " + dir);
     return true;
 }
 
