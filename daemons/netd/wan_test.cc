@@ -26,7 +26,7 @@ TEST(Wan, BoundGivesAddressRouteMtuInTheDesiredState) {
     ASSERT_TRUE(w.lease());
     EXPECT_EQ(w.state().phase, Wan::Phase::bound);
     DesiredState d;
-    LinkInfo eth0{2, "eth0", std::nullopt, false, 1500, std::nullopt};
+    LinkInfo eth0{2, "eth0", std::nullopt, false, 1500, std::nullopt, std::nullopt};
     add_wan(d, eth0, w.lease());
     EXPECT_EQ(d.addresses.size(), 1u);
     EXPECT_EQ(d.addresses.begin()->str(), "eth0 203.0.113.10/24");
@@ -52,7 +52,7 @@ TEST(Wan, DeconfigLeavesNoLease) {
     EXPECT_FALSE(w.lease());
     EXPECT_EQ(w.state().phase, Wan::Phase::waiting);
     DesiredState d;
-    add_wan(d, LinkInfo{2, "eth0", std::nullopt, false, 1500, std::nullopt}, w.lease());
+    add_wan(d, LinkInfo{2, "eth0", std::nullopt, false, 1500, std::nullopt, std::nullopt}, w.lease());
     EXPECT_TRUE(d.addresses.empty());
     EXPECT_TRUE(d.routes.empty());
     EXPECT_FALSE(d.link("eth0")->mtu) << "without a lease the MTU goes back to what the link had";
@@ -83,9 +83,9 @@ TEST(Wan, AnotherLinkForgetsTheLease) {
 // Under Xen the vifs may appear in any order: the config's MACs decide which is WAN and LAN.
 TEST(ResolveLink, ByMacWhateverTheOrder) {
     auto wan_mac = *MacAddr::parse("52:54:00:12:34:01"), lan_mac = *MacAddr::parse("52:54:00:12:34:02");
-    std::vector<LinkInfo> links = {{1, "lo", std::nullopt, true, 65536, std::nullopt},
-                                   {2, "eth0", lan_mac, false, 1500, std::nullopt},
-                                   {3, "eth1", wan_mac, false, 1500, std::nullopt}};
+    std::vector<LinkInfo> links = {{1, "lo", std::nullopt, true, 65536, std::nullopt, std::nullopt},
+                                   {2, "eth0", lan_mac, false, 1500, std::nullopt, std::nullopt},
+                                   {3, "eth1", wan_mac, false, 1500, std::nullopt, std::nullopt}};
     auto wan = resolve_link(links, InterfaceRef{"", wan_mac});
     auto lan = resolve_link(links, InterfaceRef{"", lan_mac});
     ASSERT_TRUE(wan);
