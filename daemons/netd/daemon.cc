@@ -126,6 +126,11 @@ void Daemon::start() {
         }
         last_error_ = err;
     }
+    // The names file from the start (the leases dnsmasq kept across a reboot), so that a
+    // fresh start holds it as a long-running netd does; the timer keeps it current.
+    if (names6_)
+        if (auto r = names6_->refresh(name_segments(), opts_.dnsmasq_leases, opts_.paths.run_dir + "/hosts/ipv6-hosts"); !r)
+            syslog(LOG_WARNING, "names: %s", r.error().str().c_str());
 }
 
 std::vector<NameSegment> Daemon::name_segments() const {

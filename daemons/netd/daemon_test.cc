@@ -82,6 +82,8 @@ TEST(Daemon, NamesOfIpv6HostsFollowLeasesAndNeighbours) {
     };
     std::ofstream(f.dir + "/leases") << "1700000000 52:54:00:aa:bb:cc 192.168.7.50 laptop 01:52:54:00:aa:bb:cc\n";
     f.start(std::string(kBaseConfig));
+    std::ifstream in0(f.dir + "/run/hosts/ipv6-hosts");
+    EXPECT_TRUE(in0.good()) << "written at the start already";
     f.sched.advance(std::chrono::seconds(5));
     ASSERT_EQ(pings, (std::vector<std::string>{"eth1 2001:db8:7::1"}));
     table = {{"eth1", *Ipv6Addr::parse("2001:db8:7:0:5054:ff:feaa:bbcc"), *MacAddr::parse("52:54:00:aa:bb:cc")},
