@@ -1,6 +1,8 @@
 // The pure parts of names6.h (lease parsing, the hosts file text) and the periodic job.
 #include "names6.h"
 
+#include "atomic_file.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -125,41 +127,8 @@ std::string hosts6_text(const std::vector<Dhcp4Lease>& leases, const std::vector
 }
 
 Result<bool> write_hosts_file(const std::string& path, const std::string& content) {
-    {
-        UniqueFd in(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (in) {
-            std::string old;
-            char buf[65536];
-            ssize_t n;
-            while (old.size() <= content.size() && (n = read(in.get(), buf, sizeof(buf))) > 0) old.append(buf, n);
-            if (old == content) return false;
-        }
-    }
-    size_t slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-    std::string tmp = dir + "." + path.substr(dir.size()) + ".tmp";
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
-    if (!fd) return Error::from_errno("open " + tmp);
-    // dnsmasq drops its privileges: the file must be readable by others whatever the umask.
-    if (fchmod(fd.get(), 0644) < 0) return Error::from_errno("chmod " + tmp);
-    for (size_t off = 0; off < content.size();) {
-        ssize_t n = write(fd.get(), content.data() + off, content.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            auto e = Error::from_errno("write " + tmp);
-            unlink(tmp.c_str());
-            return e;
-        }
-        off += static_cast<size_t>(n);
-    }
-    // No fsync: the file lives on a tmpfs and is rewritten from live state after a reboot.
-    fd.reset();
-    if (rename(tmp.c_str(), path.c_str()) < 0) {
-        auto e = Error::from_errno("rename " + tmp + " to " + path);
-        unlink(tmp.c_str());
-        return e;
-    }
-    return true;
+    // A dotfile temporary (which dnsmasq's hostsdir skips) and a mode dnsmasq can read.
+    return write_file_atomic(path, content, 0644);
 }
 
 Status Names6::probe(const std::vector<NameSegment>& segments) {

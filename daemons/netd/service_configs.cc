@@ -238,47 +238,4 @@ GeneratedService sshd_service(const Config& c, const RuntimeFacts& f, const std:
     return g;
 }
 
-Result<bool> write_file_atomic(const std::string& path, const std::string& content, unsigned mode) {
-    {
-        std::ifstream in(path, std::ios::binary);
-        if (in) {
-            std::string old((std::istreambuf_iterator<char>(in)), {});
-            if (old == content) return false;
-        }
-    }
-    std::string tmp = path + ".tmp";
-    UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (!fd) return Error::from_errno("open " + tmp);
-    fchmod(fd.get(), mode);
-    size_t off = 0;
-    while (off < content.size()) {
-        ssize_t n = write(fd.get(), content.data() + off, content.size() - off);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            auto e = Error::from_errno("write " + tmp);
-            unlink(tmp.c_str());
-            return e;
-        }
-        off += static_cast<size_t>(n);
-    }
-    if (fsync(fd.get()) < 0) {
-        auto e = Error::from_errno("fsync " + tmp);
-        unlink(tmp.c_str());
-        return e;
-    }
-    fd.reset();
-    if (rename(tmp.c_str(), path.c_str()) < 0) {
-        auto e = Error::from_errno("rename " + tmp);
-        unlink(tmp.c_str());
-        return e;
-    }
-    // The rename is durable only once the directory is on the disk too (a power cut on /data
-    // must leave the old file or the new one, never none).
-    auto slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    if (UniqueFd d(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); d && fsync(d.get()) < 0 && errno != EINVAL)
-        return Error::from_errno("fsync " + dir);
-    return true;
-}
-
 }  // namespace netd

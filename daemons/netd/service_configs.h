@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "atomic_file.h"
 #include "config.h"
 #include "supervisor.h"
 
@@ -62,8 +63,5 @@ GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std
 GeneratedService ntpd_service(const Config& c, const RuntimeFacts& f);
 GeneratedService sshd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
 
-// Writes content to path through a temporary file and rename(), so a reader never sees a
-// half-written file. Returns true if the content changed (false: left untouched).
-Result<bool> write_file_atomic(const std::string& path, const std::string& content, unsigned mode = 0644);
 
 }  // namespace netd

@@ -157,7 +157,7 @@ TEST(WriteFileAtomic, WritesOnlyWhenChanged) {
     ASSERT_TRUE(r);
     EXPECT_TRUE(*r);
     EXPECT_EQ(read(path), "b\n");
-    EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0);
+    EXPECT_NE(access((dir + "/.f.conf.tmp").c_str(), F_OK), 0);
     unlink(path.c_str());
     rmdir(dir.c_str());
 }

@@ -284,7 +284,7 @@ TEST(tic_record, DurableWriteIsRootsAlone) {
     struct stat st{};
     ASSERT_EQ(stat((dir + "/f").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
-    EXPECT_NE(access((dir + "/f.tmp").c_str(), F_OK), 0);
+    EXPECT_NE(access((dir + "/.f.tmp").c_str(), F_OK), 0);
     EXPECT_FALSE(write_file_durable(dir + "/no/such/dir/f", "x"));
 }
 
