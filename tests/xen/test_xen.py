@@ -228,7 +228,12 @@ def main():
         bb = os.path.join(out, "rootfs.stage", "bin", "busybox")
         for name, _, br, v4, v6 in SEGMENTS:
             ns = clients[name]
+            # A clean start, link-local address included: down and up again, so the client
+            # also solicits an RA at once (a flush alone would leave it waiting for radvd's next
+            # unsolicited one, up to 100 s away).
             sh("ip", "addr", "flush", "dev", "eth0", ns=ns)
+            sh("ip", "link", "set", "eth0", "down", ns=ns)
+            sh("ip", "link", "set", "eth0", "up", ns=ns)
             r = sh(bb, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3", "-s", "/bin/true", ns=ns,
                    timeout=90)
             lease = re.search(rf"lease of ({re.escape(v4)}\d+)", r.stdout + r.stderr)
