@@ -61,4 +61,18 @@ Result<bool> write_file_atomic(const std::string& path, const std::string& conte
     return true;
 }
 
+std::optional<std::string> read_whole_file(const std::string& path) {
+    UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return std::nullopt;
+    std::string out;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(fd.get(), buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return std::nullopt;
+        if (n == 0) return out;
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
 }  // namespace netd

@@ -24,6 +24,8 @@ bool command_args_ok(const Command& c, const std::vector<std::string>& args);
 // What netd makes of a control request (name first): its command, or null for an unknown name
 // or a malformed one. The hooks' commands also carry KEY=VALUE pairs after their argument.
 const Command* command_for_request(const std::vector<std::string>& args);
+// apply, edit, confirm, cancel and rollback: netctl adds "by=WHO" (who asked) to the request.
+bool command_identifies(const Command& c);
 std::string netctl_usage();
 std::string command_usage(const Command& c);
 

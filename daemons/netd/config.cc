@@ -582,6 +582,17 @@ void read_ipv6(Reader& r, const toml::table& t, Config& c, bool have_tunnel) {
     }
 }
 
+// [log]: the remote log host (log_forward.h). The local log needs no configuration.
+void read_log(Reader& r, const toml::table& t, Config& c) {
+    r.only_keys(t, "[log]", {"remote"});
+    if (auto v = r.string(t, "remote", "log.remote", false)) {
+        if (auto remote = parse_log_remote(*v))
+            c.log.remote = *remote;
+        else
+            r.error(r.node(t, "remote"), "log.remote: " + remote.error().str());
+    }
+}
+
 void read_dns(Reader& r, const toml::table& t, Config& c) {
     r.only_keys(t, "[dns]", {"upstream", "cache_size"});
     r.strings(t, "upstream", "dns.upstream", [&](const std::string& s, const toml::node* n) {
@@ -1033,7 +1044,7 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     Reader r(path, res.errors);
     Config c;
     c.path = path;
-    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall", "tunnel", "ipv6", "route"});
+    r.only_keys(root, "the top level", {"lan", "wan", "dns", "ntp", "ssh", "firewall", "tunnel", "ipv6", "route", "log"});
     read_lans(r, root, c);
     if (auto* t = r.table(root, "wan", "wan", true)) read_wan(r, *t, c);
     if (auto* t = r.table(root, "dns", "dns", false)) read_dns(r, *t, c);
@@ -1046,6 +1057,7 @@ ConfigResult parse_config_text(std::string_view text, const std::string& path) {
     // After the segments and [ssh]: openings are checked against both.
     if (auto* t = r.table(root, "firewall", "firewall", false)) read_firewall(r, *t, c);
     if (auto* t = r.table(root, "ipv6", "ipv6", false)) read_ipv6(r, *t, c, root.get("tunnel") != nullptr);
+    if (auto* t = r.table(root, "log", "log", false)) read_log(r, *t, c);
 
     if (res.errors.empty()) {
         const auto& b = c.wan.interface;

@@ -176,6 +176,24 @@ struct Ipv6Config {
     bool operator==(const Ipv6Config&) const = default;
 };
 
+// [log] remote: the log host every line of the router's log also goes to (log_forward.h).
+// An address, never a name: the log must not depend on DNS, least of all when DNS is what broke.
+struct LogRemote {
+    Proto proto = Proto::udp;
+    IpCidr address;          // a host address (/32 or /128)
+    uint16_t port = 514;
+    std::string url() const;  // "udp://192.0.2.1:514", "tcp://[2001:db8::1]:514"
+    bool operator==(const LogRemote&) const = default;
+};
+// "udp://ADDRESS[:PORT]" or "tcp://ADDRESS[:PORT]", an IPv6 address in brackets, port 514 by
+// default. The error says what is wrong, without the file position.
+Result<LogRemote> parse_log_remote(std::string_view text);
+
+struct LogConfig {
+    std::optional<LogRemote> remote;
+    bool operator==(const LogConfig&) const = default;
+};
+
 struct Config {
     std::string path;  // where it was read from, for messages
     std::vector<LanConfig> lans{1};   // at least one; names unique
@@ -187,6 +205,7 @@ struct Config {
     TunnelConfig tunnel;
     Ipv6Config ipv6;
     std::vector<StaticRoute> routes;
+    LogConfig log;
 
     // The segment's subnet id in a routed or delegated prefix (see LanConfig::subnet_id).
     std::optional<uint32_t> subnet_id(const LanConfig& l) const {

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -49,7 +50,8 @@ Daemon::Daemon(Kernel& k, ServiceControl& sup, Scheduler& sched, UpdateRunner& u
       updates_(updates),
       datagrams_(datagrams),
       opts_(std::move(opts)),
-      reconciler_(k, sup, opts_.paths.run_dir + "/owned.json") {}
+      reconciler_(k, sup, opts_.paths.run_dir + "/owned.json"),
+      store_(opts_.config_path, opts_.state_dir) {}
 
 // Kept in the run directory (a tmpfs, root only) for a restarted netd: the last lease event
 // it accepted and the configuration it ran.
@@ -70,8 +72,40 @@ static std::vector<std::string> split_nul(const std::string& rec) {
     return args;
 }
 
+std::string Daemon::check_data_format() {
+    if (opts_.data_format_file.empty()) return "";
+    std::string text = read_file(opts_.data_format_file);
+    int have = text.empty() ? 0 : std::atoi(text.c_str());
+    if (have == kDataFormat) return "";
+    if (have > kDataFormat || (!text.empty() && have <= 0)) {
+        std::string t = text.substr(0, text.find('\n')).substr(0, 20);
+        return "the data disk has format '" + t + "' (" + opts_.data_format_file + "), newer than this netd knows (" +
+               std::to_string(kDataFormat) + "): it was written by a newer image. Nothing is configured and nothing "
+               "on the data disk is changed; boot the image that wrote it (an upgrade that went back restores the "
+               "data disk it saved)";
+    }
+    // Older (or none yet): 1 -> 2 adds the history, which the first configuration seeds.
+    if (auto w = write_file_atomic(opts_.data_format_file, std::to_string(kDataFormat) + "\n", 0644); !w)
+        syslog(LOG_WARNING, "data disk: cannot record format %d: %s", kDataFormat, w.error().str().c_str());
+    else if (have == 0)
+        syslog(LOG_NOTICE, "data disk: a new disk, format %d recorded", kDataFormat);
+    else
+        syslog(LOG_NOTICE, "data disk: format %d migrated to %d (configuration history added)", have, kDataFormat);
+    return "";
+}
+
 void Daemon::start() {
     mkdir(opts_.paths.run_dir.c_str(), 0755);
+    data_refused_ = check_data_format();
+    if (!data_refused_.empty()) {
+        last_error_ = data_refused_ + "\n";
+        syslog(LOG_CRIT, "%s", data_refused_.c_str());
+        std::printf("netd: NOT READY: %s\n", data_refused_.c_str());
+        std::fflush(stdout);
+        return;
+    }
+    // A trial a reboot or a netd restart interrupted: the last confirmed configuration runs.
+    if (std::string r = store_.recover(); !r.empty()) syslog(LOG_WARNING, "config: %s", r.c_str());
     // dnsmasq's hostsdir (names of IPv6 hosts): it must exist when dnsmasq starts.
     mkdir((opts_.paths.run_dir + "/hosts").c_str(), 0755);
     if (opts_.names6_neighbours && opts_.names6_ping) {
@@ -122,6 +156,7 @@ void Daemon::start() {
         tic_configure(*prev.config);
         if (apply_config(*prev.config)) {
             running_ = prev.config;
+            running_text_ = read_file(running_record(opts_.paths));
             follow_tunnel(*running_, false);
         }
         last_error_ = err;
@@ -233,15 +268,25 @@ Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease
         firewall_info_ = info;
     }
     last_applied_ = std::move(applied);
+    note_wan_address(*want);
     current_ = std::move(*want);
     return Ok{};
 }
 
 void Daemon::reload() {
+    if (!data_refused_.empty()) return;
+    if (trial_) {
+        // router.conf holds the last confirmed configuration: reading it now would end the
+        // trial behind the back of whoever started it.
+        syslog(LOG_WARNING, "reload ignored: a trial (%s by %s) waits for its confirm", trial_->how.c_str(),
+               trial_->who.c_str());
+        return;
+    }
     // The text parsed is the text kept as running.conf: an edit after this moment is not.
     std::string text = read_file(opts_.config_path);
     auto res = text.empty() ? load_config(opts_.config_path) : parse_config_text(text, opts_.config_path);
     if (!res.config) {
+        count_reload(false);
         last_error_.clear();
         for (auto& e : res.errors) {
             syslog(LOG_ERR, "config: %s", e.str().c_str());
@@ -257,8 +302,8 @@ void Daemon::reload() {
         }
         return;
     }
-    tic_configure(*res.config);   // [tunnel] with TIC: the tunnel TIC gave, or none yet
-    if (auto st = apply_config(*res.config); !st) {
+    if (auto st = adopt(std::move(*res.config), text); !st) {
+        count_reload(false);
         last_error_ = st.error().str() + "\n";
         syslog(LOG_ERR, "applying %s: %s", opts_.config_path.c_str(), last_error_.c_str());
         if (!announced_ready_) {
@@ -267,11 +312,10 @@ void Daemon::reload() {
         }
         return;
     }
+    count_reload(true);
     last_error_.clear();
-    if (auto w = write_file_atomic(running_record(opts_.paths), text, 0600); !w)
-        syslog(LOG_WARNING, "cannot keep the running configuration for a restart: %s", w.error().str().c_str());
-    running_ = std::move(res.config);
-    follow_tunnel(*running_, true);
+    if (auto n = store_.record(text, "file", announced_ready_ ? "reload" : "boot", time(nullptr)); !n)
+        syslog(LOG_WARNING, "config: cannot add it to the history: %s", n.error().str().c_str());
     syslog(LOG_INFO, "configuration %s applied: %s", opts_.config_path.c_str(), last_transition_.c_str());
     if (!announced_ready_) {
         announced_ready_ = true;
@@ -281,6 +325,17 @@ void Daemon::reload() {
                     uptime_seconds(), static_cast<long long>(ms.count()));
         std::fflush(stdout);
     }
+}
+
+Status Daemon::adopt(Config c, const std::string& text) {
+    tic_configure(c);   // [tunnel] with TIC: the tunnel TIC gave, or none yet
+    if (auto st = apply_config(c); !st) return st;
+    if (auto w = write_file_atomic(running_record(opts_.paths), text, 0600); !w)
+        syslog(LOG_WARNING, "cannot keep the running configuration for a restart: %s", w.error().str().c_str());
+    running_ = std::move(c);
+    running_text_ = text;
+    follow_tunnel(*running_, true);
+    return Ok{};
 }
 
 Status Daemon::apply_config(const Config& c) {
@@ -341,6 +396,7 @@ void Daemon::follow_tunnel(const Config& c, bool reloaded) {
                                    static_cast<long long>(ms.count()));
                             wan_changed_at_ = {};
                         }};
+        deps.on_event = [this](TunnelEvent e) { counters_.tunnel_event(e); };
         tunnel_ = make_tunnel_handler(c.tunnel, std::move(deps));
         if (tunnel_) tunnel_->clock_synced(clock_synced_);
     } else if (tunnel_ && reloaded) {
@@ -402,6 +458,12 @@ const std::map<std::string, Daemon::Handler>& Daemon::handlers() {
         {"restart", &Daemon::cmd_restart},       {"firewall", &Daemon::cmd_firewall},
         {"tunnel-update", &Daemon::cmd_tunnel_update}, {"dhcp-event", &Daemon::dhcp_event},
         {"ntp-event", &Daemon::ntp_event},       {"dhcp6-event", &Daemon::dhcp6_event},
+        {"apply", &Daemon::cmd_apply},           {"edit", &Daemon::cmd_apply},
+        {"confirm", &Daemon::cmd_confirm},       {"cancel", &Daemon::cmd_cancel},
+        {"history", &Daemon::cmd_history},       {"diff", &Daemon::cmd_diff},
+        {"rollback", &Daemon::cmd_rollback},
+        {"metrics", &Daemon::cmd_metrics},
+        {"log", &Daemon::cmd_log},
     };
     return h;
 }
@@ -413,7 +475,11 @@ ControlReply Daemon::control(const std::vector<std::string>& args) {
     auto h = handlers().find(args[0]);
     if (!command_for_request(args) || h == handlers().end())
         return {false, "unknown or malformed request '" + args[0] + "' (see netctl --help)\n"};
-    return (this->*(h->second))(args);
+    auto reply = (this->*(h->second))(args);
+    // A hook's event counts as accepted when its netctl call succeeds (the hook exits 0).
+    if (args[0] == "dhcp-event") counters_.dhcp_event(args.size() > 1 ? args[1] : "", reply.ok);
+    if (args[0] == "dhcp6-event") ++(reply.ok ? counters_.dhcp6_accepted : counters_.dhcp6_rejected);
+    return reply;
 }
 
 ControlReply Daemon::cmd_status(const std::vector<std::string>& args) {
@@ -421,6 +487,9 @@ ControlReply Daemon::cmd_status(const std::vector<std::string>& args) {
 }
 
 ControlReply Daemon::cmd_reload(const std::vector<std::string>&) {
+    if (trial_)
+        return {false, "a trial (" + trial_->how + " by " + trial_->who +
+                           ") waits for its confirm: 'netctl confirm' or 'netctl cancel' first\n"};
     syslog(LOG_INFO, "control: reload requested");
     reload();
     if (!last_error_.empty())
@@ -447,6 +516,156 @@ ControlReply Daemon::cmd_restart(const std::vector<std::string>& args) {
     syslog(LOG_INFO, "control: restart of %s requested", args[1].c_str());
     sup_.restart(args[1]);
     return {true, args[1] + ": restarting\n"};
+}
+
+namespace {
+
+// "by=WHO" that netctl adds to the commands that change the configuration.
+std::string requester(const std::vector<std::string>& args) {
+    if (!args.empty() && args.back().rfind("by=", 0) == 0) return header_safe(args.back().substr(3));
+    return "unknown";
+}
+
+}  // namespace
+
+ControlReply Daemon::cmd_apply(const std::vector<std::string>& args) {
+    // args: apply|edit FILE [SECONDS] [by=WHO]. netd reads the file itself (it runs as root on
+    // the same filesystem as netctl); the errors name it as the admin wrote it.
+    if (args.size() < 2 || args[1].rfind("by=", 0) == 0) return {false, args[0] + ": no file named\n"};
+    std::ifstream in(args[1], std::ios::binary);
+    if (!in) return {false, args[1] + ": cannot read it; nothing changed\n"};
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    return start_trial(text, args[1], args, 2, args[0]);
+}
+
+ControlReply Daemon::cmd_rollback(const std::vector<std::string>& args) {
+    unsigned n = static_cast<unsigned>(std::strtoul(args[1].c_str(), nullptr, 10));
+    auto r = store_.revision(n);
+    if (!r) return {false, "no revision '" + args[1] + "' in the history (see netctl history)\n"};
+    return start_trial(r->text, "revision " + std::to_string(n), args, 2, "rollback to " + std::to_string(n));
+}
+
+ControlReply Daemon::start_trial(const std::string& text, const std::string& label, const std::vector<std::string>& args,
+                                 size_t seconds_at, const std::string& how) {
+    if (!data_refused_.empty()) return {false, data_refused_ + "\n"};
+    if (trial_)
+        return {false, "a trial (" + trial_->how + " by " + trial_->who +
+                           ") waits for its confirm: 'netctl confirm' or 'netctl cancel' first; nothing changed\n"};
+    unsigned seconds = 120;
+    if (args.size() > seconds_at && args[seconds_at].rfind("by=", 0) != 0) {
+        char* end = nullptr;
+        unsigned long v = std::strtoul(args[seconds_at].c_str(), &end, 10);
+        if (!end || *end || v < 10 || v > 3600)
+            return {false, "'" + args[seconds_at] + "': the confirm deadline is 10 to 3600 seconds; nothing changed\n"};
+        seconds = static_cast<unsigned>(v);
+    }
+    auto res = parse_config_text(text, label);
+    if (!res.config) {
+        std::string o;
+        for (auto& e : res.errors) o += e.str() + "\n";
+        return {false, o + label + ": " + std::to_string(res.errors.size()) + " error(s); nothing changed\n"};
+    }
+    std::string diff = unified_diff(running_text_, text, "running", label);
+    if (diff.empty()) return {true, "no change: " + label + " is the running configuration\n"};
+    Trial t{text, requester(args), how, static_cast<int64_t>(time(nullptr)), seconds};
+    // Recorded before it runs: a power cut from here on boots the last confirmed configuration.
+    if (auto st = store_.begin(t); !st)
+        return {false, diff + "cannot record the trial on the data disk: " + st.error().str() + "; nothing changed\n"};
+    std::string before = running_text_;
+    if (auto st = adopt(std::move(*res.config), text); !st) {
+        (void)store_.drop();
+        syslog(LOG_ERR, "config: %s by %s refused: %s", how.c_str(), t.who.c_str(), st.error().str().c_str());
+        return {false, diff + st.error().str() + "\nnothing changed\n"};
+    }
+    syslog(LOG_NOTICE, "config: %s by %s applied (%s); confirm within %u s or it is undone", how.c_str(), t.who.c_str(),
+           last_transition_.c_str(), seconds);
+    trial_ = t;
+    trial_previous_ = before;
+    trial_timer_ = sched_.after(std::chrono::seconds(seconds), [this, seconds] {
+        end_trial("not confirmed within " + std::to_string(seconds) + " s");
+    });
+    return {true, diff + "applied: " + last_transition_ + "\nconfirm within " + std::to_string(seconds) +
+                      " s with 'netctl confirm' (from a new session if this one is cut), or the previous "
+                      "configuration comes back by itself\n"};
+}
+
+void Daemon::end_trial(const std::string& why) {
+    if (!trial_) return;
+    Trial t = *trial_;
+    trial_.reset();
+    trial_timer_ = {};
+    syslog(LOG_WARNING, "config: %s by %s %s: going back to the configuration before it", t.how.c_str(), t.who.c_str(),
+           why.c_str());
+    auto res = parse_config_text(trial_previous_, opts_.config_path);
+    if (!res.config) {
+        // Nothing ran before the trial (the first configuration): nothing to go back to.
+        syslog(LOG_WARNING, "config: nothing ran before the trial: it stays, unconfirmed; router.conf is unchanged");
+    } else if (auto st = adopt(std::move(*res.config), trial_previous_); !st) {
+        last_error_ = "going back after an unconfirmed trial: " + st.error().str() + "\n";
+        syslog(LOG_ERR, "config: going back failed: %s", st.error().str().c_str());
+    } else {
+        syslog(LOG_NOTICE, "config: the previous configuration runs again: %s", last_transition_.c_str());
+    }
+    if (auto st = store_.drop(); !st) syslog(LOG_ERR, "config: removing the trial's record: %s", st.error().str().c_str());
+}
+
+ControlReply Daemon::cmd_confirm(const std::vector<std::string>& args) {
+    if (!trial_) return {false, "no trial waits for a confirm\n"};
+    auto n = store_.confirm(*trial_, time(nullptr));
+    if (!n) return {false, "cannot keep it on the data disk: " + n.error().str() + "; the trial goes on\n"};
+    syslog(LOG_NOTICE, "config: %s by %s confirmed by %s: revision %u", trial_->how.c_str(), trial_->who.c_str(),
+           requester(args).c_str(), *n);
+    std::string o = "kept: revision " + std::to_string(*n) + " (" + trial_->how + " by " + trial_->who + ")\n";
+    trial_.reset();
+    trial_timer_ = {};
+    trial_previous_.clear();
+    return {true, o};
+}
+
+ControlReply Daemon::cmd_cancel(const std::vector<std::string>& args) {
+    if (!trial_) return {false, "no trial waits for a confirm\n"};
+    end_trial("cancelled by " + requester(args));
+    return {last_error_.empty(), last_error_.empty() ? "the previous configuration runs again: " + last_transition_ + "\n"
+                                                     : last_error_};
+}
+
+ControlReply Daemon::cmd_history(const std::vector<std::string>&) {
+    std::string o;
+    char line[256];
+    if (trial_) {
+        auto left = trial_->started + trial_->timeout - static_cast<int64_t>(time(nullptr));
+        std::snprintf(line, sizeof(line), "trial  %s  %-20s %s, %lld s left to confirm\n", utc_time(trial_->started).c_str(),
+                      trial_->who.c_str(), trial_->how.c_str(), static_cast<long long>(std::max<int64_t>(0, left)));
+        o += line;
+    }
+    std::snprintf(line, sizeof(line), "%-5s  %-19s  %-20s %s\n", "REV", "CONFIRMED (UTC)", "BY", "HOW");
+    o = line + o;
+    auto h = store_.history();
+    bool marked = false;   // the newest revision with the running text (an older one may equal it)
+    for (auto& r : h) {
+        bool running = !marked && r.text == running_text_;
+        marked = marked || running;
+        std::snprintf(line, sizeof(line), "%5u  %s  %-20s %s%s\n", r.number, utc_time(r.time).c_str(), r.who.c_str(),
+                      r.how.c_str(), running ? "  (running)" : "");
+        o += line;
+    }
+    if (h.empty()) o += "(no configuration confirmed yet)\n";
+    return {true, o};
+}
+
+ControlReply Daemon::cmd_diff(const std::vector<std::string>& args) {
+    auto rev = [&](const std::string& s) { return store_.revision(static_cast<unsigned>(std::strtoul(s.c_str(), nullptr, 10))); };
+    auto a = rev(args[1]);
+    if (!a) return {false, "no revision '" + args[1] + "' in the history (see netctl history)\n"};
+    std::string b_text = running_text_, b_label = "running";
+    if (args.size() > 2) {
+        auto b = rev(args[2]);
+        if (!b) return {false, "no revision '" + args[2] + "' in the history (see netctl history)\n"};
+        b_text = b->text;
+        b_label = "revision " + args[2];
+    }
+    std::string d = unified_diff(a->text, b_text, "revision " + args[1], b_label);
+    return {true, d.empty() ? "no difference\n" : d};
 }
 
 ControlReply Daemon::ntp_event(const std::vector<std::string>& args) {
@@ -581,6 +800,11 @@ std::string Daemon::status_text() {
     o += "config:   " + opts_.config_path + (last_error_.empty() ? " (applied)\n" : " (LAST RELOAD FAILED)\n");
     if (!last_error_.empty()) o += last_error_;
     o += "last:     " + (last_transition_.empty() ? std::string("-") : last_transition_) + "\n";
+    if (trial_) {
+        auto left = trial_->started + trial_->timeout - static_cast<int64_t>(time(nullptr));
+        o += "trial:    " + trial_->how + " by " + trial_->who + ": " + std::to_string(std::max<int64_t>(0, left)) +
+             " s left to confirm ('netctl confirm' keeps it, 'netctl cancel' undoes it)\n";
+    }
     if (running_) {
         for (LanConfig lan : running_->lans) {
             lan.ipv6_prefixes = native6_.announced_on(lan.name);   // those of the uplink in use
@@ -626,6 +850,11 @@ std::string Daemon::status_json() {
     json j;
     j["config"] = {{"path", opts_.config_path}, {"ok", last_error_.empty()}, {"error", last_error_}};
     j["last_transition"] = last_transition_;
+    if (trial_)
+        j["trial"] = {{"how", trial_->how}, {"by", trial_->who}, {"started", trial_->started},
+                      {"deadline", trial_->started + trial_->timeout}};
+    else
+        j["trial"] = nullptr;
     if (running_) {
         json lans = json::array();
         for (LanConfig lan : running_->lans) {
@@ -669,7 +898,61 @@ std::string Daemon::status_json() {
                             {"last_exit", s.last_exit},
                             {"adopted", s.adopted}});
     j["services"] = services;
+    j["metrics"] = metrics_json(metrics());
     return j.dump() + "\n";
+}
+
+// ---- metrics (metrics.h) ----
+ControlReply Daemon::cmd_metrics(const std::vector<std::string>&) { return {true, render_prometheus(metrics())}; }
+
+ControlReply Daemon::cmd_log(const std::vector<std::string>&) {
+    // The log is larger than a reply and must be readable while netd is down.
+    return {false, "netd does not serve the log: netctl log reads /data/log itself\n"};
+}
+
+std::vector<MetricFamily> Daemon::metrics() {
+    MetricsInputs in;
+    in.counters = counters_;
+    in.start_time_s = std::chrono::duration<double>(started_wall_.time_since_epoch()).count();
+    in.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    // The sit device's counters, plus those of the devices netd deleted: shown once a tunnel
+    // has existed in this netd's life.
+    LinkTraffic t = reconciler_.retired_tunnel_traffic();
+    bool tunnel = t != LinkTraffic{};
+    if (auto links = kernel_.links())
+        for (auto& l : *links)
+            if (l.name == kTunnelIf) {
+                t += LinkTraffic::of(l);
+                tunnel = true;
+            }
+    if (tunnel) in.tunnel = t;
+    if (tunnel_) in.tunnel_up = tunnel_->status().state == TunnelState::up;
+    // The drops the kernel counts now, plus those of the rulesets netd replaced. Unreadable: no
+    // figure rather than one that goes back.
+    if (current_ && !current_->ruleset_text.empty()) {
+        if (auto d = kernel_.firewall_drops()) {
+            for (auto& [chain, n] : reconciler_.retired_drops()) (*d)[chain] += n;
+            in.firewall_drops = std::move(*d);
+        } else {
+            syslog(LOG_WARNING, "metrics: firewall counters: %s", d.error().str().c_str());
+        }
+    }
+    in.services = sup_.status();
+    return collect_metrics(in);
+}
+
+void Daemon::count_reload(bool ok) {
+    if (std::exchange(first_load_, false)) return;   // netd's start
+    ++(ok ? counters_.reloads_ok : counters_.reloads_failed);
+}
+
+void Daemon::note_wan_address(const DesiredState& d) {
+    std::optional<IpCidr> now;
+    for (auto& a : d.addresses)
+        if (a.link == d.wan_if && a.addr.family == 4) now = a.addr;
+    if (wan_seen_ && now != wan_address_) ++counters_.wan_address_changes;
+    wan_seen_ = true;
+    wan_address_ = now;
 }
 
 }  // namespace netd

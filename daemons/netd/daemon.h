@@ -12,10 +12,12 @@
 #include <string>
 
 #include "config.h"
+#include "config_store.h"
 #include "control.h"
 #include "desired_state.h"
 #include "event_loop.h"
 #include "kernel.h"
+#include "metrics.h"
 #include "names6.h"
 #include "native6.h"
 #include "reconcile.h"
@@ -35,7 +37,15 @@ struct DaemonOptions {
     Names6::NeighbourSource names6_neighbours;
     Names6::Pinger names6_ping;
     std::string dnsmasq_leases = "/data/var/lib/misc/dnsmasq.leases";
+    // The data disk's format version (kDataFormat): an older one is migrated, a newer one
+    // refused (netd then configures nothing and touches nothing on it). "": not checked
+    // (main sets /data/.layout).
+    std::string data_format_file;
 };
+
+// The layout of the data disk this netd writes. 1: router.conf, ssh, state. 2: adds the
+// configuration history and the pending trial under the state directory.
+constexpr int kDataFormat = 2;
 
 class Daemon {
 public:
@@ -93,11 +103,35 @@ private:
     ControlReply cmd_firewall(const std::vector<std::string>& args);
     ControlReply cmd_tunnel_update(const std::vector<std::string>& args);
     ControlReply cmd_restart(const std::vector<std::string>& args);
+    // Commit-confirm (config_store.h): apply (and edit) and rollback start a trial, confirm
+    // keeps it, cancel or the deadline ends it with the previous configuration back.
+    ControlReply cmd_apply(const std::vector<std::string>& args);
+    ControlReply cmd_confirm(const std::vector<std::string>& args);
+    ControlReply cmd_cancel(const std::vector<std::string>& args);
+    ControlReply cmd_history(const std::vector<std::string>& args);
+    ControlReply cmd_diff(const std::vector<std::string>& args);
+    ControlReply cmd_rollback(const std::vector<std::string>& args);
+    ControlReply start_trial(const std::string& text, const std::string& label, const std::vector<std::string>& args,
+                             size_t seconds_at, const std::string& how);
+    // The trial ends without its confirm: the configuration that ran before it comes back.
+    void end_trial(const std::string& why);
+    // Parsed and checked by the caller: converges on c and makes it the running configuration.
+    Status adopt(Config c, const std::string& text);
+    // The data disk's format: "" when this netd may use it, else why not.
+    std::string check_data_format();
     ControlReply dhcp_event(const std::vector<std::string>& args);
     ControlReply ntp_event(const std::vector<std::string>& args);
     ControlReply dhcp6_event(const std::vector<std::string>& args);
     std::string status_text();
     std::string status_json();
+    // netctl metrics (metrics.h): the counters and gauges, read now.
+    ControlReply cmd_metrics(const std::vector<std::string>& args);
+    // netctl log reads /data/log itself (log_files.h): a request that reaches netd is answered so.
+    ControlReply cmd_log(const std::vector<std::string>& args);
+    std::vector<MetricFamily> metrics();
+    // Counts a change of the WAN's IPv4 address once a transition to d succeeded.
+    void note_wan_address(const DesiredState& d);
+    void count_reload(bool ok);
 
     Kernel& kernel_;
     ServiceControl& sup_;
@@ -108,6 +142,12 @@ private:
     Reconciler reconciler_;
     Wan wan_;
     std::optional<Config> running_;
+    std::string running_text_;                // the text running_ was parsed from
+    ConfigStore store_;
+    std::optional<Trial> trial_;              // applied, waiting for its confirm
+    std::string trial_previous_;              // the text that ran before it
+    Registration trial_timer_;
+    std::string data_refused_;                // the data disk's format is newer than netd's
     std::optional<DesiredState> current_;     // what the kernel and the supervisor hold
     Native6 native6_;
     Registration ipv6_timer_;
@@ -125,6 +165,11 @@ private:
     std::chrono::steady_clock::time_point wan_changed_at_{};
     bool announced_ready_ = false;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::chrono::system_clock::time_point started_wall_ = std::chrono::system_clock::now();
+    EventCounters counters_;
+    bool first_load_ = true;                  // netd's start: its load is not a reload
+    bool wan_seen_ = false;                   // the WAN address of the first convergence is known
+    std::optional<IpCidr> wan_address_;       // the IPv4 address on the WAN link, as applied
 };
 
 }  // namespace netd

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "commands.h"
 #include "daemon.h"
@@ -53,6 +55,8 @@ struct Fixture {
         DaemonOptions o;
         o.config_path = dir + "/router.conf";
         o.paths.run_dir = dir + "/run";
+        o.state_dir = dir + "/state";
+        o.data_format_file = dir + "/.layout";
         if (options) options(o);
         d = std::make_unique<Daemon>(kernel, services, sched, updates, datagrams, o);
         d->start();
@@ -491,6 +495,117 @@ TEST(Daemon, StatusJsonIsJson) {
     EXPECT_EQ(j["lan"]["interface"], "eth1");
     EXPECT_EQ(j["services"].size(), 5u);
     EXPECT_TRUE(j["firewall"]["loaded"]);
+}
+
+// netctl metrics as series -> value ("netd_x_total{a=\"b\"}" -> 3).
+std::map<std::string, double> scrape(Fixture& f) {
+    auto r = f.ctl({"metrics"});
+    EXPECT_TRUE(r.ok) << r.text;
+    std::map<std::string, double> m;
+    std::istringstream in(r.text);
+    for (std::string l; std::getline(in, l);)
+        if (!l.empty() && l[0] != '#') m[l.substr(0, l.rfind(' '))] = std::stod(l.substr(l.rfind(' ') + 1));
+    return m;
+}
+
+// The counters move on the events they count, the heartbeat tunnel's and the lease's.
+TEST(Daemon, MetricsCountLeaseEventsHeartbeatsReloadsAndRestarts) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kHeartbeat);
+    auto m0 = scrape(f);
+    EXPECT_EQ(m0["netd_reloads_total{result=\"ok\"}"], 0) << "netd's start is not a reload";
+    EXPECT_EQ(m0["netd_dhcp_events_total{action=\"bound\",result=\"accepted\"}"], 0);
+    EXPECT_NEAR(m0["netd_start_time_seconds"], static_cast<double>(time(nullptr)), 5);
+    EXPECT_GE(m0["netd_uptime_seconds"], 0);
+    EXPECT_EQ(m0["netd_service_up{service=\"dnsmasq\"}"], 1);
+    EXPECT_EQ(m0["netd_tunnel_up"], 0);
+
+    ASSERT_TRUE(f.ctl({"ntp-event", "stratum", "stratum=2"}).ok);
+    ASSERT_TRUE(f.ctl(bound()).ok);                       // the first address: a heartbeat
+    ASSERT_TRUE(f.ctl(bound("198.51.100.20")).ok);        // another one
+    EXPECT_FALSE(f.ctl({"dhcp-event", "bound", "interface=eth9", "ip=198.51.100.30", "subnet=255.255.255.0"}).ok);
+    EXPECT_FALSE(f.ctl({"dhcp-event", "bogus", "interface=eth0"}).ok);
+    EXPECT_FALSE(f.ctl({"dhcp6-event", "BOUND6", "interface=eth0"}).ok) << "no DHCPv6 client configured";
+    f.datagrams.error = "Network is unreachable";
+    f.sched.advance(60s);                                  // the regular beat fails
+    f.datagrams.error.clear();
+    ASSERT_TRUE(f.ctl({"reload"}).ok);
+    f.write("[lan]\nipv4 = \"nonsense\"\n");
+    EXPECT_FALSE(f.ctl({"reload"}).ok);
+    ASSERT_TRUE(f.ctl({"restart", "dnsmasq"}).ok);
+
+    auto m = scrape(f);
+    EXPECT_EQ(m["netd_dhcp_events_total{action=\"bound\",result=\"accepted\"}"], 2);
+    EXPECT_EQ(m["netd_dhcp_events_total{action=\"bound\",result=\"rejected\"}"], 1);
+    EXPECT_EQ(m["netd_dhcp_events_total{action=\"other\",result=\"rejected\"}"], 1);
+    EXPECT_EQ(m["netd_dhcp6_events_total{result=\"rejected\"}"], 1);
+    EXPECT_EQ(m["netd_wan_address_changes_total"], 2) << "none -> .10 -> .20";
+    EXPECT_EQ(m["netd_tunnel_heartbeats_sent_total"], static_cast<double>(f.datagrams.sent.size()));
+    EXPECT_GE(m["netd_tunnel_heartbeats_sent_total"], 2);
+    EXPECT_EQ(m["netd_tunnel_heartbeats_failed_total"], 1);
+    EXPECT_EQ(m["netd_reloads_total{result=\"ok\"}"], 1);
+    EXPECT_EQ(m["netd_reloads_total{result=\"failed\"}"], 1);
+    EXPECT_EQ(m["netd_service_restarts_total{service=\"dnsmasq\",reason=\"requested\"}"], 1);
+    EXPECT_EQ(m["netd_service_restarts_total{service=\"dnsmasq\",reason=\"exit\"}"], 0);
+    // The same figures in status --json.
+    auto j = f.status()["metrics"];
+    EXPECT_EQ(j["netd_wan_address_changes_total"], 2);
+    EXPECT_EQ(j["netd_tunnel_heartbeats_failed_total"], 1);
+}
+
+TEST(Daemon, MetricsCountHeUpdatesByOutcome) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kTunnelHe);
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    f.updates.answer("HTTP 401\nbadauth\n");
+    ASSERT_TRUE(f.ctl({"reload"}).ok);                     // resumes after badauth
+    f.updates.answer("ERROR connect 192.0.2.1: timed out\n");
+    f.sched.advance(15s);
+    f.updates.answer("HTTP 200\ngood 198.51.100.10\n");
+    auto m = scrape(f);
+    EXPECT_EQ(m["netd_tunnel_he_updates_sent_total"], 3);
+    EXPECT_EQ(m["netd_tunnel_he_updates_failed_total{reason=\"badauth\"}"], 1);
+    EXPECT_EQ(m["netd_tunnel_he_updates_failed_total{reason=\"error\"}"], 1);
+    EXPECT_EQ(m["netd_tunnel_he_updates_failed_total{reason=\"abuse\"}"], 0);
+    EXPECT_EQ(m["netd_tunnel_up"], 1);
+}
+
+// What the kernel counts (the sit device's traffic, the firewall's drops) never goes back while
+// netd runs, though a ruleset load starts the drop counters over and deleting the tunnel takes
+// the device's counters with it.
+TEST(Daemon, MetricsKeepTheKernelsCountsAcrossARulesetLoadAndTheTunnelsRemoval) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kTunnelHe);
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    auto* sit = f.kernel.find(kTunnelIf);
+    ASSERT_TRUE(sit);
+    sit->rx_packets = 5, sit->tx_packets = 7, sit->rx_bytes = 500, sit->tx_bytes = 700;
+    f.kernel.drops["input"] = {4, 240};
+    f.kernel.drops["forward"] = {1, 80};
+    auto m = scrape(f);
+    EXPECT_EQ(m["netd_tunnel_receive_packets_total"], 5);
+    EXPECT_EQ(m["netd_tunnel_transmit_bytes_total"], 700);
+    EXPECT_EQ(m["netd_firewall_dropped_packets_total{chain=\"input\"}"], 4);
+    EXPECT_EQ(m["netd_firewall_dropped_bytes_total{chain=\"forward\"}"], 80);
+    // A new ruleset (a blocklist) and no tunnel: the kernel's counters start over or go.
+    f.write(std::string(kBaseConfig) + "[firewall]\nblocklist = [\"203.0.113.0/24\"]\n");
+    ASSERT_TRUE(f.ctl({"reload"}).ok);
+    ASSERT_FALSE(f.kernel.find(kTunnelIf));
+    EXPECT_EQ(f.kernel.drops["input"], DropCount{}) << "the load started the kernel's counters over";
+    f.kernel.drops["input"] = {2, 120};
+    m = scrape(f);
+    EXPECT_EQ(m["netd_firewall_dropped_packets_total{chain=\"input\"}"], 6);
+    EXPECT_EQ(m["netd_firewall_dropped_bytes_total{chain=\"input\"}"], 360);
+    EXPECT_EQ(m["netd_firewall_dropped_packets_total{chain=\"forward\"}"], 1);
+    EXPECT_EQ(m["netd_tunnel_receive_packets_total"], 5) << "the deleted device's counts stay";
+    EXPECT_EQ(m["netd_tunnel_transmit_bytes_total"], 700);
+    EXPECT_FALSE(m.count("netd_tunnel_up")) << "no tunnel configured";
+    // The tunnel again: a new device, counting from zero, added to what the old one counted.
+    f.write(std::string(kBaseConfig) + kTunnelHe);
+    ASSERT_TRUE(f.ctl({"reload"}).ok);
+    ASSERT_TRUE(f.kernel.find(kTunnelIf));
+    f.kernel.find(kTunnelIf)->rx_packets = 1;
+    EXPECT_EQ(scrape(f)["netd_tunnel_receive_packets_total"], 6);
 }
 
 }  // namespace

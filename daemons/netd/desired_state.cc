@@ -139,6 +139,8 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
     for (auto& dns : f6.dns) resolv += "nameserver " + dns.str() + "\n";
     d.files[wan_resolv_path(paths.run_dir)] = resolv;
 
+    // The remote log first: the daemons' first lines reach the log host live.
+    if (c.log.remote) d.services.push_back(log_forward_service(*c.log.remote));
     if (!c.wan.ipv4) d.services.push_back(udhcpc_service(wan->name, paths.udhcpc_hook));
     if (f6.dhcp6_client) d.services.push_back(dhcpcd_service(wan->name, paths.dhcpcd_hook, paths.run_dir));
     d.services.push_back(dnsmasq_service(ec, f, paths.run_dir));

@@ -659,6 +659,9 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
             ir.push_back(ssh().source_over(true, "ssh6", ssh6_id, limits::kSsh).counter().drop());
             ir.push_back(ssh().accept());
         }
+    // What no rule accepted is dropped here, counted, rather than by the policy (which has no
+    // counter): `netctl metrics` reports every drop of the chain.
+    ir.push_back(rb().counter().drop());
 
     // MSS clamping comes before any verdict of the forward hook, at mangle priority.
     Chain mss{"mss_clamp", "filter", NF_INET_FORWARD, -150, "mangle", false, {}};
@@ -734,6 +737,7 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
     for (auto& f : in.fw.forward4) dnat_to.insert(seg_of4(f.to).ifname);
     for (auto& l : in.lans)
         if (dnat_to.count(l.ifname)) fr.push_back(rb().iifname(in.wan_if).oifname(l.ifname).ct_status_dnat().accept());
+    fr.push_back(rb().counter().drop());   // as in input: no drop uncounted
 
     filter.chains = {std::move(input), std::move(mss), std::move(forward)};
 
@@ -746,6 +750,23 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
     nat.chains = {std::move(pre), std::move(post)};
 
     return Ruleset{{std::move(filter), std::move(nat)}};
+}
+
+std::map<std::string, DropCount> zero_drop_counts(const nft::Ruleset& r) {
+    std::map<std::string, DropCount> out;
+    for (auto& t : r.tables) {
+        if (t.family != nft::Family::inet || t.name != kFilterTable) continue;
+        for (auto& c : t.chains)
+            for (auto& rule : c.rules) {
+                bool counted = false, drops = false;
+                for (auto& e : rule.exprs) {
+                    counted |= e.kind == nft::Expr::Kind::counter;
+                    drops |= e.kind == nft::Expr::Kind::verdict && e.key == NF_DROP;
+                }
+                if (counted && drops) out[c.name] = {};
+            }
+    }
+    return out;
 }
 
 std::string render_nft(const nft::Ruleset& r) {

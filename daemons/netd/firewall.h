@@ -170,4 +170,23 @@ struct LoadStats {
 // the kernel has aborted the whole batch: the previous ruleset stays in place.
 Result<LoadStats> load_ruleset(const nft::Ruleset& r);
 
+// What one chain dropped: the sum of the counters of its rules that end in drop (every drop
+// rule carries a counter, and the filter chains end in `counter drop`, so nothing reaches
+// their policy uncounted).
+struct DropCount {
+    uint64_t packets = 0, bytes = 0;
+    DropCount& operator+=(const DropCount& o) {
+        packets += o.packets;
+        bytes += o.bytes;
+        return *this;
+    }
+    bool operator==(const DropCount&) const = default;
+};
+// The chains of a ruleset model that have counted drop rules, each with zero: what the kernel
+// holds right after loading it.
+std::map<std::string, DropCount> zero_drop_counts(const nft::Ruleset& r);
+// Reads them back from the kernel (a dump of the rules of inet netd): chain -> dropped. No
+// table yet: none.
+Result<std::map<std::string, DropCount>> read_drop_counts();
+
 }  // namespace netd

@@ -263,5 +263,31 @@ proto = "sctp"
     EXPECT_NE(all.find("firewall.forward4.proto: 'sctp'"), std::string::npos) << all;
 }
 
+// netctl metrics reports drops per chain from the rules' counters: every drop rule of the filter
+// table counts, and the policy is never reached (a last `counter drop`), so the sum is every
+// packet the chain dropped.
+TEST(Firewall, EveryDropIsCounted) {
+    auto in = firewall_inputs(load("full.conf"), {{"lan", "eth1"}}, "eth0");
+    in.tunnel_if = "sit6in4";
+    in.tunnel_peer = Ipv4Addr::parse("192.0.2.1");
+    auto rs = build_ruleset(in);
+    for (auto& t : rs.tables)
+        for (auto& c : t.chains) {
+            for (auto& r : c.rules)
+                if (r.text.size() >= 4 && r.text.compare(r.text.size() - 4, 4, "drop") == 0) {
+                    EXPECT_NE(r.text.find("counter drop"), std::string::npos) << c.name << ": " << r.text;
+                    EXPECT_TRUE(std::any_of(r.exprs.begin(), r.exprs.end(),
+                                            [](auto& e) { return e.kind == nft::Expr::Kind::counter; }))
+                        << r.text;
+                }
+            if (c.policy_drop) {
+                ASSERT_FALSE(c.rules.empty());
+                EXPECT_EQ(c.rules.back().text, "counter drop") << c.name;
+            }
+        }
+    auto zero = zero_drop_counts(rs);
+    EXPECT_EQ(zero, (std::map<std::string, DropCount>{{"input", {}}, {"forward", {}}}));
+}
+
 }  // namespace
 }  // namespace netd

@@ -3,6 +3,8 @@
 //       LAN_IF: the first segment's link, or SEGMENT=LINK,SEGMENT=LINK,... for several
 //   netd-firewall-tool load CONFIG LAN_IF WAN_IF [TUNNEL_PEER] [REPEAT]
 //       load it REPEAT times (default 1) and print the time of each load in microseconds
+//   netd-firewall-tool counters
+//       print what the loaded ruleset dropped, as netd reads it back: "CHAIN PACKETS BYTES"
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,8 +15,20 @@
 #include "firewall.h"
 
 int main(int argc, char** argv) {
+    if (argc == 2 && std::string(argv[1]) == "counters") {
+        auto d = netd::read_drop_counts();
+        if (!d) {
+            std::fprintf(stderr, "%s\n", d.error().str().c_str());
+            return 1;
+        }
+        for (auto& [chain, n] : *d)
+            std::printf("%s %llu %llu\n", chain.c_str(), static_cast<unsigned long long>(n.packets),
+                        static_cast<unsigned long long>(n.bytes));
+        return 0;
+    }
     if (argc < 5) {
-        std::fprintf(stderr, "usage: %s render|load CONFIG LAN_IF WAN_IF [TUNNEL_PEER|-] [REPEAT]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s render|load CONFIG LAN_IF WAN_IF [TUNNEL_PEER|-] [REPEAT]\n       %s counters\n",
+                     argv[0], argv[0]);
         return 2;
     }
     std::string mode = argv[1];

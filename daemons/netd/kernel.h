@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,22 @@ struct LinkInfo {
     std::optional<SitSpec> sit;   // set for sit devices (name and mtu repeated)
     std::optional<VlanSpec> vlan; // set for VLAN links (their MAC is the trunk's)
     uint64_t rx_packets = 0, tx_packets = 0;
+    uint64_t rx_bytes = 0, tx_bytes = 0;
+};
+
+// A link's traffic counters (the kernel's link statistics), added up across the devices that
+// held them (metrics.h: the sit device netd deleted and the one it has now).
+struct LinkTraffic {
+    uint64_t rx_packets = 0, tx_packets = 0, rx_bytes = 0, tx_bytes = 0;
+    static LinkTraffic of(const LinkInfo& l) { return {l.rx_packets, l.tx_packets, l.rx_bytes, l.tx_bytes}; }
+    LinkTraffic& operator+=(const LinkTraffic& o) {
+        rx_packets += o.rx_packets;
+        tx_packets += o.tx_packets;
+        rx_bytes += o.rx_bytes;
+        tx_bytes += o.tx_bytes;
+        return *this;
+    }
+    bool operator==(const LinkTraffic&) const = default;
 };
 
 // An address on a link.
@@ -103,6 +120,8 @@ public:
     virtual Status write_sysctl(const std::string& key, const std::string& value) = 0;
     // One nftables transaction (see firewall.h): all or nothing.
     virtual Result<LoadStats> load_ruleset(const nft::Ruleset& r) = 0;
+    // What the counted drop rules of netd's filter table hold, per chain (firewall.h).
+    virtual Result<std::map<std::string, DropCount>> firewall_drops() = 0;
 };
 
 // The real kernel: libnl-3 over NETLINK_ROUTE, /proc/sys, libnftnl.

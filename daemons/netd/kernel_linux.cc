@@ -78,6 +78,8 @@ public:
             info.mtu = rtnl_link_get_mtu(l);
             info.rx_packets = rtnl_link_get_stat(l, RTNL_LINK_RX_PACKETS);
             info.tx_packets = rtnl_link_get_stat(l, RTNL_LINK_TX_PACKETS);
+            info.rx_bytes = rtnl_link_get_stat(l, RTNL_LINK_RX_BYTES);
+            info.tx_bytes = rtnl_link_get_stat(l, RTNL_LINK_TX_BYTES);
             if (nl_addr* a = rtnl_link_get_addr(l); a && nl_addr_get_len(a) == 6) {
                 MacAddr m;
                 std::memcpy(m.bytes.data(), nl_addr_get_binary_addr(a), 6);
@@ -279,6 +281,7 @@ public:
     }
 
     Result<LoadStats> load_ruleset(const nft::Ruleset& r) override { return netd::load_ruleset(r); }
+    Result<std::map<std::string, DropCount>> firewall_drops() override { return netd::read_drop_counts(); }
 
 private:
     Result<std::map<int, std::string>> link_names() {

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "event_loop.h"
 #include "kernel.h"
+#include "log_forward.h"
 #include "supervisor.h"
 #include "tic.h"
 #include "tunnel.h"
@@ -49,6 +50,10 @@ void usage(FILE* out) {
                  "      --tic-fetch     (internal) the heartbeat tunnel's SixXS TIC helper: fetches\n"
                  "                      the tunnel's parameters; server, user, password and tunnel\n"
                  "                      id on stdin\n"
+                 "      --log-forward URL\n"
+                 "                      (internal) the remote log's forwarder ([log] remote): netd\n"
+                 "                      runs itself so; it sends syslogd's messages, taken on\n"
+                 "                      /run/log/forward, to URL\n"
                  "\n"
                  "The configuration keys are documented in daemons/netd/CONFIG.md.\n",
                  kDefaultConfig);
@@ -91,6 +96,7 @@ int run(const std::string& config_path, bool foreground) {
     netd::Supervisor sup(**loop, {});
     netd::DaemonOptions dopts;
     dopts.config_path = config_path;
+    dopts.data_format_file = "/data/.layout";
     dopts.names6_neighbours = netd::dump_neighbours6;
     dopts.names6_ping = netd::ping_all_nodes;
     // The tunnel's HE update helper is netd itself (--he-update).
@@ -146,6 +152,8 @@ int main(int argc, char** argv) {
     if (argc == 2 && std::strcmp(argv[1], "--he-update") == 0) return netd::he_update_main();
     // The heartbeat tunnel's TIC helper (see tic.h).
     if (argc == 2 && std::strcmp(argv[1], "--tic-fetch") == 0) return netd::tic_fetch_main();
+    // The remote log's forwarder (see log_forward.h), supervised by netd.
+    if (argc == 3 && std::strcmp(argv[1], "--log-forward") == 0) return netd::log_forward_main(argv[2]);
     static const option opts[] = {{"check", no_argument, nullptr, kCheck},
                                   {"config", required_argument, nullptr, 'c'},
                                   {"foreground", no_argument, nullptr, 'f'},

@@ -316,6 +316,7 @@ struct Router {
         DaemonOptions o;
         o.config_path = dir + "/router.conf";
         o.paths.run_dir = dir + "/run";
+        o.state_dir = dir + "/state";
         d = std::make_unique<Daemon>(kernel, services, sched, updates, datagrams, o);
         d->start();
     }

@@ -398,4 +398,74 @@ Result<LoadStats> load_ruleset(const Ruleset& r) {
     return LoadStats{b.messages(), b.size()};
 }
 
+namespace {
+
+// One rule of the dump: its counters count for its chain when it ends in drop.
+int add_rule_drops(const nlmsghdr* nlh, void* data) {
+    auto* out = static_cast<std::map<std::string, DropCount>*>(data);
+    RulePtr r(nftnl_rule_alloc());
+    if (!r || nftnl_rule_nlmsg_parse(nlh, r.get()) < 0) return MNL_CB_OK;
+    struct Seen {
+        DropCount count;
+        bool counted = false, drops = false;
+    } seen;
+    nftnl_expr_foreach(
+        r.get(),
+        [](nftnl_expr* e, void* d) -> int {
+            auto* s = static_cast<Seen*>(d);
+            const char* name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+            if (!name) return 0;
+            if (std::strcmp(name, "counter") == 0) {
+                s->counted = true;
+                s->count += DropCount{nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS),
+                                      nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES)};
+            } else if (std::strcmp(name, "immediate") == 0 && nftnl_expr_is_set(e, NFTNL_EXPR_IMM_VERDICT) &&
+                       static_cast<int>(nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT)) == NF_DROP) {
+                s->drops = true;
+            }
+            return 0;
+        },
+        &seen);
+    const char* chain = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN);
+    if (chain && seen.counted && seen.drops) (*out)[chain] += seen.count;
+    return MNL_CB_OK;
+}
+
+}  // namespace
+
+Result<std::map<std::string, DropCount>> read_drop_counts() {
+    SocketPtr nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
+    if (!nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
+    if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+        return Error{"nftables: bind: " + std::string(std::strerror(errno))};
+    // A dump of the rules of netd's filter table only (the kernel filters by table).
+    std::vector<char> buf(1 << 16);
+    uint32_t seq = static_cast<uint32_t>(time(nullptr));
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
+    RulePtr filter(nftnl_rule_alloc());
+    if (!filter) return Error{"nftables: out of memory"};
+    nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, kFilterTable);
+    nftnl_rule_set_u32(filter.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
+    nftnl_rule_nlmsg_build_payload(nlh, filter.get());
+    if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
+        return Error{"nftables: asking for the rules: " + std::string(std::strerror(errno))};
+    uint32_t portid = mnl_socket_get_portid(nl.get());
+    std::map<std::string, DropCount> out;
+    for (;;) {
+        pollfd p{mnl_socket_get_fd(nl.get()), POLLIN, 0};
+        int pr = poll(&p, 1, 5000);
+        if (pr == 0) return Error{"nftables: no answer from the kernel within 5 s"};
+        if (pr < 0) return Error{"nftables: poll: " + std::string(std::strerror(errno))};
+        ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+        if (n < 0) return Error{"nftables: reading the rules: " + std::string(std::strerror(errno))};
+        int rc = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, add_rule_drops, &out);
+        if (rc == MNL_CB_STOP) break;   // the end of the dump
+        if (rc < 0) {
+            if (errno == ENOENT) return std::map<std::string, DropCount>{};   // no table (yet)
+            return Error{"nftables: reading the rules: " + std::string(std::strerror(errno))};
+        }
+    }
+    return out;
+}
+
 }  // namespace netd

@@ -86,9 +86,13 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
 
     // 1 The firewall, before anything that could let a packet through.
     if (!want.ruleset_text.empty() && want.ruleset_text != loaded_ruleset_) {
+        // The load starts the drop counters over: what the ruleset it replaces counted is kept.
+        auto drops = kernel_.firewall_drops();
         auto t0 = std::chrono::steady_clock::now();
         auto r = kernel_.load_ruleset(want.ruleset);
         if (!r) return Error{"firewall: " + r.error().str()};
+        if (drops)
+            for (auto& [chain, n] : *drops) retired_drops_[chain] += n;
         loaded_ruleset_ = want.ruleset_text;
         ruleset_load_ = RulesetLoad{r->messages, r->bytes,
                                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};
@@ -236,8 +240,10 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
     }
 
     // 7 The sit device when no tunnel is wanted (its addresses and routes go with it).
-    if (!want.sit && find(kTunnelIf)) {
+    if (const LinkInfo* sit = find(kTunnelIf); !want.sit && sit) {
+        const LinkTraffic counted = LinkTraffic::of(*sit);   // the device's counters go with it
         if (auto st = record(kernel_.del_link(kTunnelIf), std::string("link del ") + kTunnelIf); !st) return st;
+        retired_tunnel_ += counted;
     }
     if (!want.sit) {
         owned_links_.erase(kTunnelIf);

@@ -58,6 +58,12 @@ public:
         double ms = 0;
     };
     const std::optional<RulesetLoad>& last_ruleset_load() const { return ruleset_load_; }
+    // What the kernel's counters held when netd replaced or deleted their object: the drops of
+    // each ruleset a load replaced (per chain; a load starts the counters over), the traffic of
+    // the sit device when it was deleted. Added to the kernel's live figures, netd's totals
+    // (metrics.h) never go back. Counts of the last moment before the change may be missed.
+    const std::map<std::string, DropCount>& retired_drops() const { return retired_drops_; }
+    const LinkTraffic& retired_tunnel_traffic() const { return retired_tunnel_; }
 
 private:
     Status converge_kernel(const DesiredState& want, Applied& applied);
@@ -70,6 +76,8 @@ private:
     std::string owned_path_;
     std::string loaded_ruleset_;
     std::optional<RulesetLoad> ruleset_load_;
+    std::map<std::string, DropCount> retired_drops_;
+    LinkTraffic retired_tunnel_;
     std::set<std::string> owned_links_;
     std::map<std::string, std::string> sysctl_original_;
     std::map<std::string, unsigned> mtu_original_;

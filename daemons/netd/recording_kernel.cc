@@ -142,6 +142,7 @@ Status RecordingKernel::write_sysctl(const std::string& key, const std::string& 
 Result<LoadStats> RecordingKernel::load_ruleset(const nft::Ruleset& r) {
     if (auto st = op("nft load"); !st) return st.error();
     ruleset_text = render_nft(r);
+    drops = zero_drop_counts(r);
     return LoadStats{1, ruleset_text.size()};
 }
 

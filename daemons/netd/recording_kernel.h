@@ -22,6 +22,8 @@ public:
     std::set<Route> foreign_routes;   // others' (not returned; still block the destination)
     std::map<std::string, std::string> sysctls;
     std::string ruleset_text;   // what the last load_ruleset loaded (render_nft)
+    // The drop counters per chain: zero after each load (as the kernel's), then what a test sets.
+    std::map<std::string, DropCount> drops;
 
     std::vector<std::string> ops;           // every change, in order
     // Refuse an operation: called with the op's line before it is applied; an Error fails it.
@@ -45,6 +47,7 @@ public:
     Result<std::string> read_sysctl(const std::string& key) override;
     Status write_sysctl(const std::string& key, const std::string& value) override;
     Result<LoadStats> load_ruleset(const nft::Ruleset& r) override;
+    Result<std::map<std::string, DropCount>> firewall_drops() override { return drops; }
 
 private:
     Status op(const std::string& line);

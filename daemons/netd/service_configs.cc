@@ -238,4 +238,12 @@ GeneratedService sshd_service(const Config& c, const RuntimeFacts& f, const std:
     return g;
 }
 
+GeneratedService log_forward_service(const LogRemote& remote, const std::string& netd) {
+    GeneratedService g;
+    // The URL in its canonical form: a reload that writes the same log host differently
+    // ("udp://192.0.2.1" for "udp://192.0.2.1:514") does not restart it.
+    g.spec = {"log-forward", {netd, "--log-forward", remote.url()}};
+    return g;
+}
+
 }  // namespace netd

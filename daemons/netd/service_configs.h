@@ -62,6 +62,9 @@ GeneratedService dnsmasq_service(const Config& c, const RuntimeFacts& f, const s
 GeneratedService radvd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
 GeneratedService ntpd_service(const Config& c, const RuntimeFacts& f);
 GeneratedService sshd_service(const Config& c, const RuntimeFacts& f, const std::string& run_dir = kRunDir);
+// The remote log's forwarder ([log] remote, log_forward.h): netd itself, started first so that
+// it hears the other daemons start. It drops root itself once its socket is bound.
+GeneratedService log_forward_service(const LogRemote& remote, const std::string& netd = "/usr/sbin/netd");
 
 
 }  // namespace netd

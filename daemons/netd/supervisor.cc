@@ -230,6 +230,7 @@ void Supervisor::on_exit(Service& s) {
     auto now = loop_.now();
     auto d = s.tracker.on_exit(now, now - s.started);
     ++s.restarts;
+    ++restart_counts_[s.spec.name].exits;
     auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(d.delay).count() / 1000.0;
     std::string name = s.spec.name;
     if (d.failed) {
@@ -280,6 +281,7 @@ void Supervisor::restart(const std::string& name) {
     auto it = services_.find(name);
     if (it == services_.end()) return;
     Service& s = *it->second;
+    ++restart_counts_[name].requested;
     s.tracker.reset();
     s.remove_after_stop = false;  // a restart wins over a removal still under way
     if (s.state == ServiceState::running || s.state == ServiceState::stopping) {
@@ -350,6 +352,10 @@ ServiceStatus Supervisor::status_of(const Service& s) const {
     st.restarts = s.restarts;
     st.last_exit = s.last_exit;
     st.adopted = s.adopted;
+    if (auto c = restart_counts_.find(s.spec.name); c != restart_counts_.end()) {
+        st.exit_restarts = c->second.exits;
+        st.requested_restarts = c->second.requested;
+    }
     return st;
 }
 

@@ -42,6 +42,10 @@ struct ServiceStatus {
     int restarts = 0;        // restarts after unexpected exits since netd started or adopted it
     std::string last_exit;   // e.g. "exited 1", "killed by signal 9"
     bool adopted = false;    // found running when netd started
+    // Counters for the life of the netd process (metrics.h), kept while the service is
+    // removed and comes back: restarts after an unexpected exit (or a failure to start), and
+    // restarts asked for (netctl restart, a changed command line or configuration file).
+    uint64_t exit_restarts = 0, requested_restarts = 0;
 };
 
 // The supervisor as the reconciler sees it (Supervisor implements it; tests record).
@@ -111,6 +115,10 @@ private:
     EventLoop& loop_;
     Options opts_;
     std::map<std::string, std::unique_ptr<Service>> services_;
+    struct RestartCounts {
+        uint64_t exits = 0, requested = 0;
+    };
+    std::map<std::string, RestartCounts> restart_counts_;   // by name, outliving Service
     std::map<Child*, std::unique_ptr<Child>> loggers_;
 };
 

@@ -88,6 +88,25 @@ TEST_F(SupervisorTest, StartsAndRestartsAfterKill) {
     EXPECT_EQ(st("sleeper").last_exit, "killed by signal 9");
 }
 
+// The counters of netctl metrics: by reason, and kept while the service is gone and comes back.
+TEST_F(SupervisorTest, RestartCountersOutliveTheService) {
+    sup().ensure(kSleeper);
+    ASSERT_EQ(kill(st("sleeper").pid, SIGKILL), 0);
+    ASSERT_TRUE(run_until([&] { return st("sleeper").state == ServiceState::running && st("sleeper").exit_restarts == 1; }, 3s));
+    sup().restart("sleeper");
+    ASSERT_TRUE(run_until([&] { return st("sleeper").state == ServiceState::running; }, 3s));
+    sup().ensure({"sleeper", {"/bin/sleep", "31"}});   // a changed command line
+    ASSERT_TRUE(run_until([&] { return st("sleeper").state == ServiceState::running; }, 3s));
+    EXPECT_EQ(st("sleeper").requested_restarts, 2u);
+    bool gone = false;
+    sup().remove("sleeper", [&] { gone = true; });
+    ASSERT_TRUE(run_until([&] { return gone; }, 3s));
+    sup().ensure(kSleeper);
+    EXPECT_EQ(st("sleeper").exit_restarts, 1u);
+    EXPECT_EQ(st("sleeper").requested_restarts, 2u);
+    EXPECT_EQ(st("sleeper").restarts, 0) << "the status' own count is the instance's";
+}
+
 TEST_F(SupervisorTest, CrashLoopEndsInFailedWithBoundedStarts) {
     opts_.policy.crash_limit = 4;
     opts_.policy.crash_window = 10s;

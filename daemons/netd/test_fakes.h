@@ -24,6 +24,7 @@ class FakeServices final : public ServiceControl {
 public:
     std::map<std::string, ServiceSpec> running;
     std::vector<std::string> ops;
+    std::map<std::string, uint64_t> requested_restarts;   // as the Supervisor counts them
 
     std::vector<std::string> service_names() const override {
         std::vector<std::string> v;
@@ -40,10 +41,13 @@ public:
         if (it == running.end())
             ops.push_back("start " + spec.name);
         else if (it->second != spec)
-            ops.push_back("restart " + spec.name);
+            restart(spec.name);
         running[spec.name] = spec;
     }
-    void restart(const std::string& name) override { ops.push_back("restart " + name); }
+    void restart(const std::string& name) override {
+        ops.push_back("restart " + name);
+        ++requested_restarts[name];
+    }
     void remove(const std::string& name, std::function<void()> done) override {
         ops.push_back("stop " + name);
         running.erase(name);
@@ -56,7 +60,10 @@ public:
     void adopt_recorded() override {}
     std::vector<ServiceStatus> status() const override {
         std::vector<ServiceStatus> v;
-        for (auto& [n, _] : running) v.push_back({n, ServiceState::running, 100, {}, 0, "", false});
+        for (auto& [n, _] : running) {
+            v.push_back({n, ServiceState::running, 100, {}, 0, "", false});
+            if (auto c = requested_restarts.find(n); c != requested_restarts.end()) v.back().requested_restarts = c->second;
+        }
         return v;
     }
 };
@@ -128,7 +135,9 @@ public:
 class FakeDatagrams final : public DatagramSender {
 public:
     std::vector<std::string> sent;
+    std::string error;   // what send() answers while set (nothing is sent then)
     std::string send(const std::string& payload, Ipv4Addr, uint16_t) override {
+        if (!error.empty()) return error;
         sent.push_back(payload);
         return {};
     }

@@ -227,6 +227,7 @@ private:
             ++sent_;
             gate_.sent();
             if (d_.on_sent) d_.on_sent("update");
+            count(TunnelEvent::update_sent);
         }
     }
 
@@ -269,10 +270,12 @@ private:
                 st_.detail = "badauth: check tunnel.username and tunnel.update_key; not retried until "
                              "'netctl reload' or 'netctl tunnel-update'";
                 syslog(LOG_ERR, "tunnel: endpoint update refused: badauth (wrong username or update key); not retrying");
+                count(TunnelEvent::update_badauth);
                 break;
             case HeOutcome::abuse:
                 st_.detail = "abuse: the broker refuses updates for now; next try in 2 h";
                 syslog(LOG_ERR, "tunnel: endpoint update refused: abuse; next try in 2 h");
+                count(TunnelEvent::update_abuse);
                 schedule(std::chrono::duration_cast<std::chrono::seconds>(kAbuseDelay));
                 break;
             case HeOutcome::failed: {
@@ -283,6 +286,7 @@ private:
                 syslog(LOG_WARNING, "tunnel: endpoint update failed (%s); retry %u in %lld s", what.c_str(), failures_,
                        static_cast<long long>(delay.count()));
                 schedule(delay);
+                count(TunnelEvent::update_error);
                 break;
             }
         }
@@ -292,6 +296,10 @@ private:
             failures_ = 0;
             kick();
         }
+    }
+
+    void count(TunnelEvent e) {
+        if (d_.on_event) d_.on_event(e);
     }
 
     void schedule(std::chrono::seconds delay) {
@@ -392,11 +400,13 @@ private:
             beat_for_ = wan_;
             st_.last = "heartbeat sent";
             if (d_.on_sent) d_.on_sent("heartbeat");
+            if (d_.on_event) d_.on_event(TunnelEvent::heartbeat_sent);
             return true;
         }
         ++failures_;
         st_.last = "heartbeat NOT sent: " + err;
         syslog(LOG_WARNING, "tunnel: %s", st_.last.c_str());
+        if (d_.on_event) d_.on_event(TunnelEvent::heartbeat_failed);
         return false;
     }
 

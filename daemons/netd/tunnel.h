@@ -109,12 +109,19 @@ public:
 };
 std::unique_ptr<DatagramSender> make_udp_sender();
 
+// What a handler reports for the daemon's counters (metrics.h): each heartbeat sent or not
+// sent (the datagram could not go out), each HE update started (its helper runs) and each that
+// failed: badauth, abuse, or an error (DNS, connection, TLS, HTTP, another answer, a helper that
+// could not start or ran out of time).
+enum class TunnelEvent { heartbeat_sent, heartbeat_failed, update_sent, update_badauth, update_abuse, update_error };
+
 struct TunnelDeps {
     Scheduler& sched;
     UpdateRunner& updates;
     DatagramSender& datagrams;
     std::function<int64_t()> unix_time;                        // heartbeat timestamps
     std::function<void(const std::string& what)> on_sent;      // figures: update/heartbeat left
+    std::function<void(TunnelEvent)> on_event = {};            // counters
 };
 
 class TunnelHandler {

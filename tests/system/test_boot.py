@@ -29,7 +29,7 @@ results = []
 
 
 def check(name, ok, detail=""):
-    results.append(ok)
+    results.append(bool(ok))
     print(f"{'PASS' if ok else 'FAIL'}: {name}" + (f": {detail}" if detail and not ok else ""), flush=True)
     return ok
 
@@ -189,12 +189,15 @@ def check_credentials(vm):
     print("---- /data and /run (mode owner path) ----\n" + listing.strip())
     held = {l.split()[2]: l.split()[:2] for l in holders.splitlines() if len(l.split()) == 3}
     want = {"/data/etc/router.conf", "/data/etc/console-password-hash", "/run/netd/running.conf", "/run/shadow"}
+    # The configuration history (netctl history) keeps whole configurations, credentials included.
+    history = {p for p in held if re.fullmatch(r"/data/state/history/r\d{6}\.conf", p)}
     check("the files holding the tunnel key or the console hash are exactly router.conf, the hash, "
-          "netd's running.conf and the shadow copy", set(held) == want, str(held))
+          "netd's running.conf, the shadow copy and the configuration history",
+          set(held) - history == want and bool(history), str(held))
     check("every one of them is 0600 root:root", all(v == ["600", "root:root"] for v in held.values()), str(held))
     modes = {l.split()[2]: l.split()[0] for l in listing.splitlines() if len(l.split()) == 3}
-    check("/data/etc and /data/ssh are 0700, everything in /data/etc and every private host key 0600",
-          modes.get("/data/etc") == modes.get("/data/ssh") == "700"
+    check("/data/etc, /data/ssh and the history are 0700, everything in /data/etc and every private host key 0600",
+          modes.get("/data/etc") == modes.get("/data/ssh") == modes.get("/data/state/history") == "700"
           and all(m == "600" for p, m in modes.items()
                   if p.startswith("/data/etc/") or (p.startswith("/data/ssh/") and not p.endswith(".pub"))), listing)
 

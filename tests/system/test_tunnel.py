@@ -251,6 +251,24 @@ def start_servers(lab, procs):
     srv.stdout.readline()
 
 
+def scrape(vm, what):
+    """`netctl metrics` in the guest, checked by Prometheus's own parser (promtool, on the host);
+    returns series -> value."""
+    rc, text = vm.run("netctl metrics")
+    r = subprocess.run(["promtool", "check", "metrics"], input=text, text=True, capture_output=True, timeout=30)
+    check(f"{what}: netctl metrics is valid Prometheus text (promtool check metrics: no error, no lint problem)",
+          rc == 0 and r.returncode == 0 and "# TYPE netd_" in text, (r.stdout + r.stderr) + text[:800])
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, v = line.rpartition(" ")
+            try:
+                values[series] = float(v)
+            except ValueError:
+                pass
+    return values
+
+
 def boot_router(lab, out, work, certs, name, config_text):
     """A data disk with config_text (and the broker's CA), the LAN client's IPv4, and the
     router booted on them, logged in on its console."""
@@ -283,6 +301,7 @@ def run_mode(mode, out, work, certs, figures):
         start_servers(lab, procs)
         dhcp = start_dhcp(lab, work, "203.0.113.10")
         vm = boot_router(lab, out, work, certs, mode, CONFIG + MODES[mode])
+        m_boot = scrape(vm, f"{mode}: after boot")
 
         start = len(broker.events)
         if mode == "he":
@@ -411,6 +430,37 @@ def run_mode(mode, out, work, certs, figures):
         check(f"{mode}: ... and LAN IPv6 traffic flows through the tunnel after it",
               wait("LAN traffic after the flapping", lambda: lan_ping6(lab, wait_s=1), 30, 0.5))
 
+        # The counters against the first scrape: LAN traffic went through the tunnel, the broker
+        # was told, lease events came (the renewal, the flapping) and one is refused here (not
+        # for the WAN link); in he mode the spoofed packets were dropped in input and forward.
+        vm.run("env -i interface=eth9 ip=203.0.113.99 subnet=255.255.255.0 router=203.0.113.1 lease=3600 "
+               "/etc/udhcpc/netd-hook bound")
+        m_traffic = scrape(vm, f"{mode}: after traffic and lease events")
+        d = {k: m_traffic.get(k, 0) - m_boot.get(k, 0) for k in m_traffic}
+        sent = "netd_tunnel_he_updates_sent_total" if mode == "he" else "netd_tunnel_heartbeats_sent_total"
+        bound_ok = 'netd_dhcp_events_total{action="bound",result="accepted"}'
+        bound_bad = 'netd_dhcp_events_total{action="bound",result="rejected"}'
+        drops = {c: d.get(f'netd_firewall_dropped_packets_total{{chain="{c}"}}', 0) for c in ("input", "forward")}
+        print(f"      metrics, after boot -> after traffic and lease events: tunnel rx "
+              f"{d.get('netd_tunnel_receive_bytes_total', 0):.0f} B / {d.get('netd_tunnel_receive_packets_total', 0):.0f} "
+              f"packets, tx {d.get('netd_tunnel_transmit_bytes_total', 0):.0f} B / "
+              f"{d.get('netd_tunnel_transmit_packets_total', 0):.0f} packets; {sent[12:-6].replace('_', ' ')} "
+              f"+{d.get(sent, 0):.0f} (total {m_traffic.get(sent, 0):.0f}); lease events bound accepted "
+              f"+{d.get(bound_ok, 0):.0f}, rejected +{d.get(bound_bad, 0):.0f}, all accepted "
+              f"+{sum(v for k, v in d.items() if k.startswith('netd_dhcp_events_total') and 'accepted' in k):.0f}; "
+              f"WAN address changes +{d.get('netd_wan_address_changes_total', 0):.0f}; firewall drops input "
+              f"+{drops['input']:.0f}, forward +{drops['forward']:.0f}; uptime {m_traffic.get('netd_uptime_seconds', 0):.0f} s")
+        check(f"{mode}: metrics moved with the events: tunnel bytes and packets both ways, "
+              f"{'updates' if mode == 'he' else 'heartbeats'} sent, lease events accepted (>= 10) and the refused "
+              "one, WAN address changes (>= 10)" + (", the spoofed packets' drops (>= 5 in input and forward)"
+                                                    if mode == "he" else ""),
+              all(d.get(k, 0) > 0 for k in ("netd_tunnel_receive_bytes_total", "netd_tunnel_transmit_bytes_total",
+                                              "netd_tunnel_receive_packets_total", "netd_tunnel_transmit_packets_total",
+                                              sent))
+              and d.get(bound_ok, 0) >= 10 and d.get(bound_bad, 0) == 1
+              and d.get("netd_wan_address_changes_total", 0) >= 10
+              and (mode != "he" or (drops["input"] >= 5 and drops["forward"] >= 5)), d)
+
         # Faults.
         def lan_ipv4_ok():
             r1 = sh("ping", "-c", "1", "-W", "2", "192.168.7.1", ns=lab.lan, check=False).returncode == 0
@@ -499,6 +549,25 @@ def run_mode(mode, out, work, certs, figures):
                 evs = [e for e in broker.events[start:] if e["kind"] == "heartbeat" and e["ok"]]
             check("heartbeat: after a lease lost longer than the interval, the same address brings heartbeats "
                   "back, and they keep coming", len(evs) >= 2, broker.events[start:])
+        # The faults in the counters: he: the refused and failed updates, the reload;
+        # heartbeat: the restart of udhcpc asked for.
+        m_end = scrape(vm, f"{mode}: after the faults")
+        if mode == "he":
+            failed = {r: m_end.get(f'netd_tunnel_he_updates_failed_total{{reason="{r}"}}', 0)
+                      for r in ("badauth", "abuse", "error")}
+            reloads = m_end.get('netd_reloads_total{result="ok"}', 0)
+            print(f"      metrics after the faults: updates sent {m_end.get('netd_tunnel_he_updates_sent_total', 0):.0f}, "
+                  f"failed {failed}; reloads ok {reloads:.0f}")
+            check("he: metrics count the failed updates by reason (badauth, errors >= 4) and the reload",
+                  failed["badauth"] >= 1 and failed["error"] >= 4 and reloads >= 1, (failed, reloads))
+        else:
+            restarts = m_end.get('netd_service_restarts_total{service="udhcpc",reason="requested"}', 0)
+            print(f"      metrics after the faults: heartbeats sent {m_end.get('netd_tunnel_heartbeats_sent_total', 0):.0f},"
+                  f" failed {m_end.get('netd_tunnel_heartbeats_failed_total', 0):.0f}; udhcpc restarts asked for "
+                  f"{restarts:.0f}; services up {sum(v for k, v in m_end.items() if k.startswith('netd_service_up'))}")
+            check("heartbeat: metrics count the restart of udhcpc asked for, and heartbeats went on",
+                  restarts >= 1 and m_end.get("netd_tunnel_heartbeats_sent_total", 0)
+                  > m_traffic.get("netd_tunnel_heartbeats_sent_total", 0), m_end)
         status = vm.poweroff()
         check(f"{mode}: clean poweroff", status == 0)
         vm = None
