@@ -150,7 +150,8 @@ const Command* command_for_request(const std::vector<std::string>& args) {
         std::vector<std::string> shape(args.begin(), args.end() - 1);
         // edit arrives with the path of the edited copy first.
         if (std::string(c->name) == "edit" && shape.size() >= 2) shape.erase(shape.begin() + 1);
-        return command_args_ok(*c, shape) ? c : nullptr;
+        if (command_args_ok(*c, shape)) return c;
+        // Else as netctl's own check reads it ("apply by=x": a file named so, which netd refuses).
     }
     if (!(command_args_ok(*c, args) || (c->internal && args.size() >= 2))) return nullptr;
     return c;
