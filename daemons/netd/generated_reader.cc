@@ -281,9 +281,12 @@ ExpectedDirectives expected_directives(const Config& c, const RuntimeFacts& f, c
     if (c.ssh.allow_wan) {
         s.push_back({"listenaddress", {"0.0.0.0"}});
         s.push_back({"listenaddress", {"::"}});
-    } else {
+    } else if (lan.ssh) {
         s.push_back({"listenaddress", {router}});
         for (auto& p : lan.ipv6_prefixes) s.push_back({"listenaddress", {p.with_host(1).str()}});
+    } else {   // SSH on no segment: loopback only
+        s.push_back({"listenaddress", {"127.0.0.1"}});
+        s.push_back({"listenaddress", {"::1"}});
     }
 
     e.dnsmasq = sorted(std::move(e.dnsmasq));

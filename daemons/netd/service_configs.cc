@@ -223,11 +223,16 @@ GeneratedService sshd_service(const Config& c, const RuntimeFacts& f, const std:
         o << "ListenAddress 0.0.0.0\nListenAddress ::\n";
     } else {
         // Only on the segments that reach SSH (the firewall drops it from the others too).
+        bool any = false;
         for (auto& l : c.lans) {
             if (!l.ssh) continue;
+            any = true;
             o << "ListenAddress " << l.ipv4.addr.str() << "\n";
             for (auto& p : l.ipv6_prefixes) o << "ListenAddress " << p.with_host(1).str() << "\n";
         }
+        // No segment has SSH: loopback only. Without any ListenAddress sshd would listen on
+        // every address (found by fuzz_generated).
+        if (!any) o << "ListenAddress 127.0.0.1\nListenAddress ::1\n";
     }
     o << "Include /etc/ssh/sshd_config\n";
     GeneratedService g;
