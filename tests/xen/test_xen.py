@@ -9,9 +9,13 @@ checks our xl config (three vifs, from xen/mkdomu with two --lan), `xl create` s
 router from the real image (our kernel, root image, a data disk whose router.conf has two
 [[lan]] segments by MAC: "main", full trust, and "guest"). From each client namespace: a DHCPv4
 lease from its segment's subnet and a SLAAC address from its segment's /64 (none from the
-other's); from the main segment, SSH with the key; then `xl shutdown` stops the router
-cleanly. Also: the libvirt XML validates with virt-xml-validate. Figures: xl create -> router
-ready (guest uptime, wall clock), dom0 and domU memory.
+other's); from the main segment, SSH with the key. Then image upgrades with xen/upgrade in
+dom0: first to a broken image (the real one, but its netd moves the data disk to a newer
+format and gives up, NOT READY), which xen/upgrade undoes by itself: the image before boots
+again on the data disk as it was, ready, and SSH works; then to the image copied under new
+names (a new version's stand-in), which it keeps. Then `xl shutdown` stops the router cleanly.
+Also: the libvirt XML validates with virt-xml-validate. Figures: xl create -> router ready
+(guest uptime, wall clock), each upgrade's steps, dom0 and domU memory.
 
 usage: test_xen.py OUT_DIR
 """
@@ -62,6 +66,15 @@ upstream = ["192.0.2.53"]
 [ntp]
 servers = ["192.0.2.123"]
 """
+# netd of the broken image: what a new image's netd could do, move the data disk to a newer
+# format (the image before refuses that format unless xen/upgrade puts the data disk back),
+# then give up.
+BROKEN_NETD = """#!/bin/sh
+echo 3 > /data/.layout
+sync
+echo "netd: NOT READY: (the Xen test's broken image) the data disk is now format 3; giving up"
+exec sleep 1000000
+"""
 
 
 def check(name, ok, detail=""):
@@ -94,10 +107,11 @@ class Serial:
             self.log.write(text)
             self.log.flush()
 
-    def expect(self, pattern, timeout):
+    def expect(self, pattern, timeout, start=0):
+        """The first match of pattern in what came after position start, waiting for it."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            m = re.search(pattern, self.buf)
+            m = re.search(pattern, self.buf[start:])
             if m:
                 return m
             if self.proc.poll() is not None:
@@ -134,6 +148,85 @@ def del_ns(ns):
     sh("ip", "netns", "del", ns)
 
 
+def request(lan, what):
+    """One request to dom0-init (its address on xenbr-lan, port 9999), from the main segment."""
+    sh(sys.executable, "-c", "import socket;s=socket.create_connection(('192.168.1.50',9999),timeout=10);"
+       f"s.sendall(b'{what}\\n');s.close()", ns=lan)
+
+
+def stamp(text, what):
+    """xen/upgrade's elapsed time (its "(+S s)") on its first line starting with what."""
+    m = re.search(r"\(\+([\d.]+) s\) " + re.escape(what), text)
+    return float(m.group(1)) if m else None
+
+
+def ssh_check(lan, key, label):
+    """SSH from the main segment right after the router said ready: sshd, started by then, may
+    take a few more seconds (under TCG) to listen, so a refused connection is tried again."""
+    t, end = time.monotonic(), time.monotonic() + 60
+    while True:
+        r = sh("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", "root@192.168.1.1",
+               "echo layout $(cat /data/.layout); netctl status | head -3", ns=lan, timeout=90)
+        if r.returncode != 255 or time.monotonic() > end:
+            break
+        time.sleep(1)
+    if check(f"{label}: SSH from the main segment works, netd runs, the data disk has format 2",
+             r.returncode == 0 and "config:" in r.stdout and "layout 2" in r.stdout, r.stdout + r.stderr):
+        print(f"      figures: SSH in {time.monotonic() - t:.1f} s after the upgrade ended")
+
+
+def test_upgrades(con, lan, key):
+    """xen/upgrade in dom0 (dom0-init's upgrade-broken and upgrade-new requests)."""
+    # To the broken image (xl console watched): it says NOT READY after moving the data disk
+    # to format 3; xen/upgrade goes back by itself.
+    start = len(con.buf)
+    request(lan, "upgrade-broken")
+    m = con.expect(r"DOM0: upgrade exit (\d+)", 400, start)
+    con.expect(r"DOM0: router.cfg: .*vdev=xvda", 10, start)
+    out = con.buf[start:]
+    check("upgrade to a broken image: xen/upgrade goes back to the image before by itself (exit 1, REVERTED)",
+          m and m.group(1) == "1" and "REVERTED" in out, out[-4000:])
+    marker = re.search(r"ROUTER: .*\(the Xen test's broken image\)", out)
+    check("... the broken image ran (its netd moved the data disk to format 3) and xen/upgrade read its NOT READY "
+          "through xl console", marker and "the new image failed: the console says: netd: NOT READY" in out and
+          "console through xl console" in out, out[-4000:])
+    again = marker and con.expect(r"ROUTER: .*netd: router ready", 10, start + marker.end())
+    after = con.buf[start + marker.end():] if marker else ""
+    check("... the image before is ready again on the data disk as it was (format 2: no refusal of format 3)",
+          again and "has format '3'" not in after, after[-3000:])
+    check("... the xl config names the image before again (kernel and root image)",
+          'router.cfg: kernel = "/router/bzImage"' in out and "target=/router/rootfs.squashfs'" in out, out[-1500:])
+    check("... the router was stopped cleanly before its data disk was copied (rcK unmounted /data)",
+          re.search(r"ROUTER: .*rcK: /data unmounted cleanly", out), out[-3000:])
+    failed, back, ready = stamp(out, "the new image failed"), stamp(out, "REVERTED"), \
+        re.findall(r"ready after ([\d.]+) s from xl create", out)
+    if failed is not None and back is not None:
+        print(f"      figures: upgrade to the broken image: failure seen {failed:.1f} s after xen/upgrade started; "
+              f"back on the image before and ready {back - failed:.1f} s later "
+              f"(xl create -> ready {ready[-1] if ready else '?'} s); {back:.1f} s in all")
+    ssh_check(lan, key, "after going back")
+
+    # To the image under new names (xenconsoled's log watched): kept.
+    start = len(con.buf)
+    request(lan, "upgrade-new")
+    m = con.expect(r"DOM0: upgrade exit (\d+)", 400, start)
+    con.expect(r"DOM0: router.cfg: .*vdev=xvda", 10, start)
+    out = con.buf[start:]
+    check("upgrade A -> B (the image under new names): xen/upgrade keeps B (exit 0, KEPT)",
+          m and m.group(1) == "0" and "KEPT" in out and "console through xenconsoled's log" in out, out[-4000:])
+    check("... the xl config names B (/router/v2)", 'router.cfg: kernel = "/router/v2/bzImage"' in out and
+          "target=/router/v2/rootfs.squashfs'" in out, out[-1500:])
+    stop, stopped, created, kept = (stamp(out, w) for w in ("stopping", "router has shut down", "starting the new",
+                                                             "KEPT"))
+    ready = re.search(r"ready after ([\d.]+) s from xl create: router ready at uptime ([\d.]+) s", out)
+    if None not in (stop, stopped, created, kept) and ready:
+        print(f"      figures: upgrade A -> B: xl shutdown {stopped - stop:.1f} s, data disk copy and config switch "
+              f"{created - stopped:.1f} s, xl create -> ready {ready.group(1)} s (guest uptime {ready.group(2)} s); "
+              f"{kept:.1f} s in all")
+    ssh_check(lan, key, "after the upgrade to B")
+
+
 def main():
     out = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="xen-test-")
@@ -159,8 +252,26 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
         return 1
 
+    # The broken image for the upgrade test: the root image with BROKEN_NETD as netd.
+    stage = os.path.join(work, "broken-stage")
+    shutil.copytree(os.path.join(out, "rootfs.stage"), stage, symlinks=True)
+    os.unlink(os.path.join(stage, "usr", "sbin", "netd"))
+    with open(os.path.join(stage, "usr", "sbin", "netd"), "w") as f:
+        f.write(BROKEN_NETD)
+    os.chmod(os.path.join(stage, "usr", "sbin", "netd"), 0o755)
+    broken = os.path.join(work, "broken-rootfs.squashfs")
+    r = sh("mksquashfs", stage, broken, "-noappend", "-all-root", "-comp", "gzip", "-no-progress", "-quiet",
+           timeout=300)
+    shutil.rmtree(stage, ignore_errors=True)
+    if not check("the broken image for the upgrade test (mksquashfs)", r.returncode == 0, r.stdout + r.stderr):
+        shutil.rmtree(work, ignore_errors=True)
+        return 1
+
     t = time.monotonic()
-    r = subprocess.run([os.path.join(HERE, "build-dom0"), out, data, work, "--wan-mac", WAN_MAC, *MKDOMU_LANS],
+    r = subprocess.run([os.path.join(HERE, "build-dom0"), out, data, work,
+                        "--file", f"{os.path.join(out, 'bzImage')}:/router/broken/bzImage",
+                        "--file", f"{broken}:/router/broken/rootfs.squashfs",
+                        "--wan-mac", WAN_MAC, *MKDOMU_LANS],
                        text=True, capture_output=True)
     if not check("dom0 built from Debian's packages (cached)", r.returncode == 0, r.stdout + r.stderr):
         shutil.rmtree(work, ignore_errors=True)
@@ -266,13 +377,15 @@ def main():
             print(f"      figures: domU memory in use {(int(tot.group(1)) - int(av.group(1))) / 1024:.0f} MiB "
                   f"of {int(tot.group(1)) / 1024:.0f} MiB (128 MiB domain)")
 
+        test_upgrades(con, lab.lan, key)
+
         # xl shutdown through dom0 (its address on xenbr-lan, set by dom0-init).
-        sh(sys.executable, "-c", "import socket;s=socket.create_connection(('192.168.1.50',9999),timeout=10);"
-           "s.sendall(b'shutdown\\n');s.close()", ns=lab.lan)
-        m = con.expect(r"DOM0: xl shutdown exit (\d+)", 120)
+        start = len(con.buf)
+        request(lab.lan, "shutdown")
+        m = con.expect(r"DOM0: xl shutdown exit (\d+)", 120, start)
         check("xl shutdown stops the router", m and m.group(1) == "0", con.buf[-3000:])
-        check("... cleanly (rcK unmounted /data)", re.search(r"ROUTER: .*rcK: /data unmounted cleanly", con.buf),
-              con.buf[-3000:])
+        check("... cleanly (rcK unmounted /data)",
+              con.expect(r"ROUTER: .*rcK: /data unmounted cleanly", 10, start), con.buf[-3000:])
         for line in re.findall(r"DOM0: (?:xl list|free): .*", con.buf):
             print("      " + line)
         dm = re.search(r"DOM0: free: Mem:\s+(\d+)\s+(\d+)", con.buf)
