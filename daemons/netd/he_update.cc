@@ -165,6 +165,7 @@ int he_update_main() {
     // the random generator seeded, before root is dropped. A bundle with some certificates Mbed
     // TLS cannot parse (a positive count) still verifies against the others.
     Tls tls;
+    if (access(ca.c_str(), R_OK) != 0) return fail("tls", "cannot load CA file " + ca + ": " + std::strerror(errno));
     if (int rc = mbedtls_x509_crt_parse_file(&tls.ca, ca.c_str()); rc < 0 || tls.ca.version == 0) {
         char buf[200];
         mbedtls_strerror(rc < 0 ? rc : MBEDTLS_ERR_X509_INVALID_FORMAT, buf, sizeof(buf));
