@@ -1,7 +1,7 @@
 #include "tic.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <mbedtls/md5.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -103,12 +103,11 @@ std::string tic_skew_text(int64_t skew) {
 }
 
 std::string md5_hex(std::string_view data) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr);
+    unsigned char md[16];
+    mbedtls_md5_ret(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
     static const char* hex = "0123456789abcdef";
     std::string out;
-    for (unsigned i = 0; i < len; ++i) {
+    for (unsigned i = 0; i < sizeof(md); ++i) {
         out += hex[md[i] >> 4];
         out += hex[md[i] & 15];
     }

@@ -3,7 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
+#include <mbedtls/md5.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -22,12 +22,11 @@ std::string heartbeat_packet(const std::string& local_v6, const std::string& loc
                              const std::string& password) {
     std::string head = "HEARTBEAT TUNNEL " + local_v6 + " " + local_v4_or_sender + " " + std::to_string(unix_time) + " ";
     std::string signed_line = head + password;
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(signed_line.data(), signed_line.size(), md, &len, EVP_md5(), nullptr);
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    for (unsigned i = 0; i < len; ++i) std::snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    return head + std::string(hex, 2 * len);
+    unsigned char md[16];
+    mbedtls_md5_ret(reinterpret_cast<const unsigned char*>(signed_line.data()), signed_line.size(), md);
+    char hex[2 * sizeof(md) + 1];
+    for (unsigned i = 0; i < sizeof(md); ++i) std::snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return head + std::string(hex, 2 * sizeof(md));
 }
 
 Registration UpdateRunner::start_tic(const TicSettings&, std::function<void(const std::string&)> done) {

@@ -118,7 +118,8 @@ std::string read_all(int fd) {
 }
 
 // The update helper against a server that resets the connection during the TLS handshake:
-// OpenSSL's queue is empty then, and the error used to read "error:00000000:lib(0)::reason(0)".
+// the TLS library has no reason of its own then (with OpenSSL the error used to read
+// "error:00000000:lib(0)::reason(0)"): the socket's errno is named.
 TEST(HeUpdateHelper, AConnectionResetIsNamed) {
     sockaddr_in a;
     int srv = listen_loopback(&a);

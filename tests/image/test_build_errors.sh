@@ -57,6 +57,11 @@ expect_fail "mkdata: invalid config names file:line:col" "bad.conf:6:7: wan.mac:
 { cat "$work/k.pub"; echo "ssh-ed25519 AAAAgarbage user@host"; } > "$work/keys"
 expect_fail "mkdata: invalid authorized key names file:line" "keys:2: not an OpenSSH public key" \
     "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/keys" -o "$work/d.img"
+ssh-keygen -q -t ecdsa -N '' -f "$work/e"
+{ cat "$work/k.pub"; cat "$work/e.pub"; } > "$work/keys2"
+expect_fail "mkdata: an ECDSA key (the image's sshd has no OpenSSL) names file:line" \
+    "keys2:2: ECDSA key: the router's sshd takes ed25519 keys only" \
+    "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/keys2" -o "$work/d.img"
 expect_fail "mkdata: private key instead of public is refused" "not an OpenSSH public key|private key" \
     "$top/image/mkdata" --netd "$netd" --config "$cfg" --authorized-keys "$work/k" -o "$work/d.img"
 expect_fail "mkdata: invalid hostname" "--hostname 'a;reboot' is not a valid host name" \

@@ -27,7 +27,7 @@ n=$(find "$work/samples" -mindepth 1 -maxdepth 1 -type d | wc -l)
 # The image's /etc/ssh/sshd_config (which the generated one includes) wants host keys in
 # /data/ssh: throwaway ones. sshd -t checks its privilege separation directory /run/sshd.
 mkdir -p "$work/run/netd" "$work/run/sshd" "$work/data/ssh" "$work/tmp" "$work/dev"
-for t in ed25519 ecdsa; do ssh-keygen -q -t "$t" -N "" -f "$work/data/ssh/ssh_host_${t}_key"; done
+ssh-keygen -q -t ed25519 -N "" -f "$work/data/ssh/ssh_host_ed25519_key"
 touch "$work/run/netd/resolv.wan" "$work/dev/null" "$work/dev/urandom"
 mkdir -p "$work/run/netd/hosts"
 

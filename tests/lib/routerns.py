@@ -143,7 +143,7 @@ class RouterNs:
             open(os.path.join(self.work, "dev", d), "a").close()
         with open(os.path.join(self.work, "data/etc/router.conf"), "w") as f:
             f.write(self.config_text)
-        for t in ("ed25519", "ecdsa"):
+        for t in ("ed25519",):
             key = os.path.join(self.work, f"data/ssh/ssh_host_{t}_key")
             if not os.path.exists(key):
                 run("ssh-keygen", "-q", "-t", t, "-N", "", "-f", key)
