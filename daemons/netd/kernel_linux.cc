@@ -280,7 +280,7 @@ public:
         return Ok{};
     }
 
-    Result<LoadStats> load_ruleset(const nft::Ruleset& r) override { return netd::load_ruleset(r); }
+    Result<LoadStats> load_ruleset(const nft::Ruleset& r) override { return firewall_.apply(r); }
     Result<std::map<std::string, DropCount>> firewall_drops() override { return netd::read_drop_counts(); }
 
 private:
@@ -360,6 +360,7 @@ private:
     }
 
     SockPtr sock_;
+    RulesetLoader firewall_;   // its nftables socket and what it loaded last
 };
 
 }  // namespace
