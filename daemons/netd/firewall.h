@@ -188,6 +188,26 @@ struct LoadStats {
 // in place.
 Result<LoadStats> load_ruleset(const nft::Ruleset& r);
 
+
+// What one chain dropped: the sum of the counters of its rules that end in drop (every drop
+// rule carries a counter, and the filter chains end in `counter drop`, so nothing reaches
+// their policy uncounted).
+struct DropCount {
+    uint64_t packets = 0, bytes = 0;
+    DropCount& operator+=(const DropCount& o) {
+        packets += o.packets;
+        bytes += o.bytes;
+        return *this;
+    }
+    bool operator==(const DropCount&) const = default;
+};
+// The chains of a ruleset model that have counted drop rules, each with zero: what the kernel
+// holds right after loading it.
+std::map<std::string, DropCount> zero_drop_counts(const nft::Ruleset& r);
+// Reads them back from the kernel (a dump of the rules of inet netd): chain -> dropped. No
+// table yet: none.
+Result<std::map<std::string, DropCount>> read_drop_counts();
+
 // netd's door to nftables: one netlink socket kept open, and what it loaded last. apply() sends
 // just the difference (set elements added and removed, rules deleted by handle and inserted at
 // their place) when the kernel still holds exactly the ruleset this loader loaded last, else the
@@ -208,29 +228,13 @@ public:
     Result<LoadStats> apply(const nft::Ruleset& r);
     // The whole replacement, whatever the kernel holds.
     Result<LoadStats> replace(const nft::Ruleset& r);
+    // read_drop_counts() on this loader's socket (closing a netlink socket right after a
+    // transaction waits for the kernel's deferred release).
+    Result<std::map<std::string, DropCount>> drop_counts();
 
 private:
     struct State;
     std::unique_ptr<State> s_;
 };
-
-// What one chain dropped: the sum of the counters of its rules that end in drop (every drop
-// rule carries a counter, and the filter chains end in `counter drop`, so nothing reaches
-// their policy uncounted).
-struct DropCount {
-    uint64_t packets = 0, bytes = 0;
-    DropCount& operator+=(const DropCount& o) {
-        packets += o.packets;
-        bytes += o.bytes;
-        return *this;
-    }
-    bool operator==(const DropCount&) const = default;
-};
-// The chains of a ruleset model that have counted drop rules, each with zero: what the kernel
-// holds right after loading it.
-std::map<std::string, DropCount> zero_drop_counts(const nft::Ruleset& r);
-// Reads them back from the kernel (a dump of the rules of inet netd): chain -> dropped. No
-// table yet: none.
-Result<std::map<std::string, DropCount>> read_drop_counts();
 
 }  // namespace netd

@@ -281,7 +281,7 @@ public:
     }
 
     Result<LoadStats> load_ruleset(const nft::Ruleset& r) override { return firewall_.apply(r); }
-    Result<std::map<std::string, DropCount>> firewall_drops() override { return netd::read_drop_counts(); }
+    Result<std::map<std::string, DropCount>> firewall_drops() override { return firewall_.drop_counts(); }
 
 private:
     Result<std::map<int, std::string>> link_names() {

@@ -881,11 +881,9 @@ int add_rule_drops(const nlmsghdr* nlh, void* data) {
 
 }  // namespace
 
-Result<std::map<std::string, DropCount>> read_drop_counts() {
-    SocketPtr nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
-    if (!nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
-    if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-        return Error{"nftables: bind: " + std::string(std::strerror(errno))};
+namespace {
+
+Result<std::map<std::string, DropCount>> drop_counts(mnl_socket* nl) {
     // A dump of the rules of netd's filter table only (the kernel filters by table).
     std::vector<char> buf(1 << 16);
     uint32_t seq = static_cast<uint32_t>(time(nullptr));
@@ -895,16 +893,16 @@ Result<std::map<std::string, DropCount>> read_drop_counts() {
     nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, kFilterTable);
     nftnl_rule_set_u32(filter.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
     nftnl_rule_nlmsg_build_payload(nlh, filter.get());
-    if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
+    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
         return Error{"nftables: asking for the rules: " + std::string(std::strerror(errno))};
-    uint32_t portid = mnl_socket_get_portid(nl.get());
+    uint32_t portid = mnl_socket_get_portid(nl);
     std::map<std::string, DropCount> out;
     for (;;) {
-        pollfd p{mnl_socket_get_fd(nl.get()), POLLIN, 0};
+        pollfd p{mnl_socket_get_fd(nl), POLLIN, 0};
         int pr = poll(&p, 1, 5000);
         if (pr == 0) return Error{"nftables: no answer from the kernel within 5 s"};
         if (pr < 0) return Error{"nftables: poll: " + std::string(std::strerror(errno))};
-        ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+        ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
         if (n < 0) return Error{"nftables: reading the rules: " + std::string(std::strerror(errno))};
         int rc = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, add_rule_drops, &out);
         if (rc == MNL_CB_STOP) break;   // the end of the dump
@@ -914,6 +912,24 @@ Result<std::map<std::string, DropCount>> read_drop_counts() {
         }
     }
     return out;
+}
+
+}  // namespace
+
+Result<std::map<std::string, DropCount>> read_drop_counts() {
+    SocketPtr nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
+    if (!nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
+    if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+        return Error{"nftables: bind: " + std::string(std::strerror(errno))};
+    return drop_counts(nl.get());
+}
+
+Result<std::map<std::string, DropCount>> RulesetLoader::drop_counts() {
+    if (!s_->nl) s_->nl = open_socket();
+    if (!s_->nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
+    auto r = netd::drop_counts(s_->nl.get());
+    if (!r) s_->forget();
+    return r;
 }
 
 }  // namespace netd
