@@ -346,8 +346,13 @@ def bench_throughput(tmp):
         for k, label in kinds:
             print(f"  {label:44s} {mmm(res[k])}  {med[k] / med['plain']:.3f}  {[round(x, 2) for x in res[k]]}")
         ratio = med["flow"] / med["plain"]
-        print(f"  target at least 0.95 with the full ruleset: {'MET' if ratio >= 0.95 else 'NOT MET'} ({ratio:.3f}; "
-              f"without the flowtable {med['noflow'] / med['plain']:.3f})")
+        if has_flowtable:
+            print(f"  target at least 0.95 with the full ruleset: {'MET' if ratio >= 0.95 else 'NOT MET'} ({ratio:.3f}; "
+                  f"without the flowtable {med['noflow'] / med['plain']:.3f})")
+        else:
+            print(f"  target at least 0.95 with the flowtable: not measurable with this kernel (the two full-ruleset "
+                  f"lines are the same ruleset: {ratio:.3f} and {med['noflow'] / med['plain']:.3f}, run to run spread); "
+                  f"bench_firewall_vm measures it through the image's kernel")
         return {"throughput_plain_gbps": med["plain"], "throughput_noflow_gbps": med["noflow"],
                 "throughput_ruleset_gbps": med["flow"], "ratio": ratio, "ratio_noflow": med["noflow"] / med["plain"],
                 "throughput_blocklist100k_gbps": med["blocklist"], "ratio_blocklist100k": med["blocklist"] / med["plain"]}
