@@ -644,8 +644,9 @@ std::optional<Proto> parse_proto(const std::string& s) {
 // [firewall]: openings from outside and a blocklist. Checked against [lan] (hosts must be on
 // it) and [ssh] (a forward must not shadow the router's own SSH).
 void read_firewall(Reader& r, const toml::table& t, Config& c) {
-    r.only_keys(t, "[firewall]", {"open6", "forward4", "blocklist"});
+    r.only_keys(t, "[firewall]", {"open6", "forward4", "blocklist", "flow_offload"});
     auto& fw = c.firewall;
+    if (auto v = r.boolean(t, "flow_offload", "firewall.flow_offload")) fw.flow_offload = *v;
     // The blocklist is checked before anything else, the LAN included: an entry that covers what
     // the LAN itself needs would lock the LAN out of DHCP, DNS, SSH or neighbour discovery.
     auto check4 = [&](const Ipv4Cidr& p, const std::string& s, const toml::node* n) {

@@ -128,6 +128,7 @@ struct FirewallConfig {
     std::vector<Forward4> forward4;
     std::vector<Ipv4Cidr> blocklist4;    // no forwarding to or from these, no input from them
     std::vector<Ipv6Prefix> blocklist6;
+    bool flow_offload = true;            // established forwarded flows take the flowtable's fast path
     bool operator==(const FirewallConfig&) const = default;
 };
 

@@ -108,6 +108,17 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
     // The firewall is loaded before anything else; forwarding only with it.
     auto fw_in = firewall_inputs(ec, lan_ifs, wan->name);
     fw_in.dhcpv6_client = f6.dhcp6_client;
+    // The flowtable on the links that exist before netd: the WAN and the segments' NICs. Not the
+    // links netd makes (a segment's VLAN link, the sit device): the ruleset is loaded before
+    // them, and a flowtable cannot name a missing device.
+    if (c.firewall.flow_offload) {
+        std::vector<std::string> devs = {wan->name};
+        for (auto& l : c.lans)
+            if (!l.vlan) devs.push_back(lan_ifs[l.name]);
+        for (auto& dev : devs)
+            if (std::any_of(links.begin(), links.end(), [&](const LinkInfo& l) { return l.name == dev; }))
+                fw_in.flow_devices.push_back(dev);
+    }
     d.ruleset = build_ruleset(fw_in);
     d.ruleset_text = render_nft(d.ruleset);
     d.sysctls["net/ipv4/ip_forward"] = "1";

@@ -17,7 +17,7 @@ namespace nft {
 namespace {
 
 // nft's datatype ids (nftables include/datatype.h), so listings print names.
-constexpr uint32_t kTypeIpAddr = 7, kTypeIp6Addr = 8, kTypeIcmpType = 14, kTypeIcmp6Type = 29;
+constexpr uint32_t kTypeIpAddr = 7, kTypeIp6Addr = 8, kTypeInetProto = 12, kTypeIcmpType = 14, kTypeIcmp6Type = 29;
 
 // conntrack state bits as nft's ct state uses them
 constexpr uint32_t kCtInvalid = 1, kCtEstablished = 2, kCtRelated = 4, kCtNew = 8;
@@ -218,6 +218,26 @@ public:
         word("fib saddr . iif oif missing");
         exprs_.push_back(mk(Expr::Kind::fib_rpf));
         cmp(NFT_CMP_EQ, host32(0));
+        return *this;
+    }
+    // "meta l4proto { tcp, udp } flow add @FT": the connection goes to the flowtable once it is
+    // established (the kernel offloads no other), and its further packets skip the chains.
+    RuleBuilder& flow_add(const std::string& ft) {
+        word("meta l4proto { tcp, udp } flow add @" + ft);
+        exprs_.push_back(mk(Expr::Kind::meta, NFT_META_L4PROTO));
+        AnonSet s;
+        s.id = next_set_id_++;
+        s.key_type = kTypeInetProto;
+        s.key_len = 1;
+        s.elements = {u8(IPPROTO_TCP), u8(IPPROTO_UDP)};
+        Expr e = mk(Expr::Kind::lookup);
+        e.set = "__set%d";
+        e.set_id = s.id;
+        exprs_.push_back(e);
+        anon_.push_back(std::move(s));
+        Expr f = mk(Expr::Kind::flow_add);
+        f.set = ft;
+        exprs_.push_back(f);
         return *this;
     }
     RuleBuilder& counter() {
@@ -482,7 +502,7 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
     uint32_t set_id = 1;
     auto rb = [&](Family f = Family::inet) { return RuleBuilder(f, set_id); };
 
-    Table filter{Family::inet, kFilterTable, {}, {}};
+    Table filter{Family::inet, kFilterTable, {}, {}, {}};
     using Prefixes = std::vector<std::pair<std::vector<uint8_t>, unsigned>>;
     auto interval_set = [&](const std::string& name, bool ipv6, const Prefixes& p) {
         filter.sets.push_back(make_set(name, set_id++, ipv6, p));
@@ -694,6 +714,14 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
             fr.push_back(rb().iifname(l.ifname).oifname(l.ifname).in_set(true, false, "routed6_" + l.name, id).accept());
         }
     }
+    // The fast path: after every check that comes before conntrack (blocklists, sources,
+    // scoped addresses, echo limits), where established flows are accepted. A connection the
+    // chain accepted is offloaded once established; a new one always goes through the chain.
+    // A load flushes the flowtable (it is made anew), so its flows meet a new policy too.
+    if (in.fw.flow_offload && !in.flow_devices.empty()) {
+        filter.flowtable = Flowtable{"ft", in.flow_devices};
+        fr.push_back(rb().flow_add("ft").statement_only());
+    }
     fr.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());
     fr.push_back(rb().ct_state(kCtInvalid, "invalid").counter().drop());
     // The segment an IPv6 host or IPv4 address is on (the first segment when none is).
@@ -741,7 +769,7 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
 
     filter.chains = {std::move(input), std::move(mss), std::move(forward)};
 
-    Table nat{Family::ip, kNatTable, {}, {}};
+    Table nat{Family::ip, kNatTable, {}, {}, {}};
     Chain pre{"prerouting", "nat", NF_INET_PRE_ROUTING, -100, "dstnat", false, {}};
     for (auto& f : in.fw.forward4)
         pre.rules.push_back(rb(Family::ip).iifname(in.wan_if).dport(f.proto, f.port).dnat(f.to, f.to_port).statement_only());
@@ -792,6 +820,12 @@ std::string render_nft(const nft::Ruleset& r) {
                 o << " }\n";
             }
             o << "\t}\n\n";
+        }
+        if (t.flowtable) {
+            o << "\tflowtable " << t.flowtable->name << " {\n\t\thook ingress priority filter\n\t\tdevices = { ";
+            for (size_t i = 0; i < t.flowtable->devices.size(); ++i)
+                o << (i ? ", " : "") << '"' << t.flowtable->devices[i] << '"';
+            o << " }\n\t}\n\n";
         }
         for (size_t i = 0; i < t.chains.size(); ++i) {
             auto& c = t.chains[i];

@@ -1,9 +1,10 @@
 // The router's netfilter policy: a ruleset model built from the config and the run-time facts
 // (interface names, tunnel peer), rendered two ways from the same data:
 //   - nft syntax (render_nft), for golden tests, `netctl firewall` and `nft -f`;
-//   - one nftables transaction through libnftnl + libmnl (load_ruleset): netd's tables are
-//     added, deleted and recreated inside a single batch, so the kernel swaps the whole policy
-//     atomically and a failure leaves the previous policy in place.
+//   - one nftables transaction through libnftnl + libmnl (load_ruleset, RulesetLoader): netd's
+//     tables added, deleted and recreated inside a single batch, or just the difference from
+//     the ruleset loaded before; the kernel applies either atomically and a failure leaves the
+//     previous policy in place.
 // Each rule carries both its text and the kernel expressions it compiles to (the same ones
 // `nft --debug=netlink` prints for that text); tests/netns/test_firewall_equivalence.py checks
 // that the two load into identical kernel state.
@@ -11,6 +12,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +49,7 @@ struct Expr {
         exthdr6,    // IPv6 extension header `key` (e.g. routing), offset, len -> reg
         fib_rpf,    // fib saddr . iif oif present -> reg (1 byte: 0 = no route back via iif)
         dynset,     // update @set { reg -> key, with the limit `rate/unit burst` per element }
+        flow_add,   // flow add @set (the flowtable of that name)
     };
     Kind kind = Kind::meta;
     uint32_t key = 0;
@@ -104,11 +107,20 @@ struct Chain {
     std::vector<Rule> rules;
 };
 
+// A flowtable: the software fast path (ingress hook of its devices) that established flows
+// offloaded by a `flow add` rule take, past the forward chain.
+struct Flowtable {
+    std::string name;
+    std::vector<std::string> devices;
+    bool operator==(const Flowtable&) const = default;
+};
+
 struct Table {
     Family family = Family::inet;
     std::string name;
     std::vector<Set> sets;
     std::vector<Chain> chains;
+    std::optional<Flowtable> flowtable;
 };
 
 struct Ruleset {
@@ -143,6 +155,10 @@ struct FirewallInputs {
     bool ssh_wan = false;                   // SSH also from WAN and tunnel (rate-limited)
     bool dhcpv6_client = false;             // native IPv6: DHCPv6 replies to dhcpcd on WAN
     bool ntp_server = true;                 // [ntp] serve_lan: guests reach NTP too
+    // The flowtable's devices (fw.flow_offload): the WAN and the segments' NICs, those that exist
+    // (a flowtable cannot name a missing device, so not the links netd makes after loading the
+    // ruleset: VLAN links, the sit device). None: no flowtable.
+    std::vector<std::string> flow_devices;
     FirewallConfig fw;
 };
 
@@ -164,11 +180,14 @@ std::string render_nft(const nft::Ruleset& r);
 struct LoadStats {
     size_t messages = 0;
     size_t bytes = 0;
+    bool incremental = false;   // just the difference from the ruleset loaded before
 };
 
-// Sends the ruleset as one nftables transaction and waits for the kernel's answer. On error
-// the kernel has aborted the whole batch: the previous ruleset stays in place.
+// Sends the ruleset as one nftables transaction (the whole replacement) and waits for the
+// kernel's answer. On error the kernel has aborted the whole batch: the previous ruleset stays
+// in place.
 Result<LoadStats> load_ruleset(const nft::Ruleset& r);
+
 
 // What one chain dropped: the sum of the counters of its rules that end in drop (every drop
 // rule carries a counter, and the filter chains end in `counter drop`, so nothing reaches
@@ -188,5 +207,34 @@ std::map<std::string, DropCount> zero_drop_counts(const nft::Ruleset& r);
 // Reads them back from the kernel (a dump of the rules of inet netd): chain -> dropped. No
 // table yet: none.
 Result<std::map<std::string, DropCount>> read_drop_counts();
+
+// netd's door to nftables: one netlink socket kept open, and what it loaded last. apply() sends
+// just the difference (set elements added and removed, rules deleted by handle and inserted at
+// their place) when the kernel still holds exactly the ruleset this loader loaded last, else the
+// whole replacement; either way one transaction. "Exactly": the transaction carries the
+// nftables generation its own last commit made (NFNL_BATCH_GENID), so the kernel refuses it
+// when anything changed any table since (nft by hand, another process), and the loader then
+// sends the whole replacement. A loader that is new (netd restarted) or whose last exchange
+// failed in any way knows nothing, and replaces. Keeping the socket open also keeps netd from
+// waiting for the kernel's deferred release of the replaced objects (an RCU grace period, paid
+// at the close of a socket that made a transaction).
+class RulesetLoader {
+public:
+    RulesetLoader();
+    ~RulesetLoader();
+    RulesetLoader(const RulesetLoader&) = delete;
+    RulesetLoader& operator=(const RulesetLoader&) = delete;
+
+    Result<LoadStats> apply(const nft::Ruleset& r);
+    // The whole replacement, whatever the kernel holds.
+    Result<LoadStats> replace(const nft::Ruleset& r);
+    // read_drop_counts() on this loader's socket (closing a netlink socket right after a
+    // transaction waits for the kernel's deferred release).
+    Result<std::map<std::string, DropCount>> drop_counts();
+
+private:
+    struct State;
+    std::unique_ptr<State> s_;
+};
 
 }  // namespace netd

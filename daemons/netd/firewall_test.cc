@@ -289,5 +289,45 @@ TEST(Firewall, EveryDropIsCounted) {
     EXPECT_EQ(zero, (std::map<std::string, DropCount>{{"input", {}}, {"forward", {}}}));
 }
 
+// The flowtable: on the given links, its `flow add` right before the forward chain accepts
+// established flows (after every check before conntrack), none in input; off with
+// flow_offload = false, and none without links.
+TEST(Firewall, FlowtableOffloadsOnlyWhatTheForwardChainAccepts) {
+    auto in = firewall_inputs(load("full.conf"), {{"lan", "eth1"}}, "eth0");
+    in.flow_devices = {"eth0", "eth1"};
+    auto rs = build_ruleset(in);
+    ASSERT_TRUE(rs.tables[0].flowtable);
+    EXPECT_EQ(rs.tables[0].flowtable->devices, (std::vector<std::string>{"eth0", "eth1"}));
+    for (auto& c : rs.tables[0].chains) {
+        std::vector<std::string> texts;
+        for (auto& r : c.rules) texts.push_back(r.text);
+        auto flow = std::find(texts.begin(), texts.end(), "meta l4proto { tcp, udp } flow add @ft");
+        if (c.name != "forward") {
+            EXPECT_EQ(flow, texts.end()) << c.name;
+            continue;
+        }
+        ASSERT_NE(flow, texts.end());
+        ASSERT_NE(flow + 1, texts.end());
+        EXPECT_EQ(*(flow + 1), "ct state established,related accept");
+        EXPECT_LT(std::find(texts.begin(), texts.end(), "ip saddr @blocklist4 counter drop"), flow);
+        EXPECT_LT(std::find(texts.begin(), texts.end(), "ip6 daddr @blocklist6 counter drop"), flow);
+    }
+    EXPECT_NE(render_nft(rs).find("flowtable ft {\n\t\thook ingress priority filter\n\t\tdevices = { \"eth0\", \"eth1\" }"),
+              std::string::npos);
+    in.flow_devices.clear();
+    EXPECT_FALSE(build_ruleset(in).tables[0].flowtable);
+
+    auto off = parse_config_text("[lan]\ndevice = \"eth1\"\nipv4 = \"192.168.1.1/24\"\n[wan]\ndevice = \"eth0\"\n"
+                                 "[firewall]\nflow_offload = false\n", "test.conf");
+    ASSERT_TRUE(off.config);
+    EXPECT_FALSE(off.config->firewall.flow_offload);
+    auto in2 = firewall_inputs(*off.config, {{"lan", "eth1"}}, "eth0");
+    in2.flow_devices = {"eth0", "eth1"};
+    auto rs2 = build_ruleset(in2);
+    EXPECT_FALSE(rs2.tables[0].flowtable);
+    EXPECT_EQ(render_nft(rs2).find("flow add"), std::string::npos);
+    EXPECT_TRUE(load("full.conf").firewall.flow_offload);
+}
+
 }  // namespace
 }  // namespace netd

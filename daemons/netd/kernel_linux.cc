@@ -280,8 +280,8 @@ public:
         return Ok{};
     }
 
-    Result<LoadStats> load_ruleset(const nft::Ruleset& r) override { return netd::load_ruleset(r); }
-    Result<std::map<std::string, DropCount>> firewall_drops() override { return netd::read_drop_counts(); }
+    Result<LoadStats> load_ruleset(const nft::Ruleset& r) override { return firewall_.apply(r); }
+    Result<std::map<std::string, DropCount>> firewall_drops() override { return firewall_.drop_counts(); }
 
 private:
     Result<std::map<int, std::string>> link_names() {
@@ -360,6 +360,7 @@ private:
     }
 
     SockPtr sock_;
+    RulesetLoader firewall_;   // its nftables socket and what it loaded last
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/flowtable.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -14,8 +15,10 @@
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <syslog.h>
 
 #include <cerrno>
 #include <algorithm>
@@ -23,6 +26,8 @@
 #include <ctime>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 
 namespace netd {
 namespace {
@@ -37,6 +42,7 @@ using TablePtr = std::unique_ptr<nftnl_table, Deleter<nftnl_table, nftnl_table_f
 using ChainPtr = std::unique_ptr<nftnl_chain, Deleter<nftnl_chain, nftnl_chain_free>>;
 using SetPtr = std::unique_ptr<nftnl_set, Deleter<nftnl_set, nftnl_set_free>>;
 using RulePtr = std::unique_ptr<nftnl_rule, Deleter<nftnl_rule, nftnl_rule_free>>;
+using FlowtablePtr = std::unique_ptr<nftnl_flowtable, Deleter<nftnl_flowtable, nftnl_flowtable_free>>;
 using SocketPtr = std::unique_ptr<mnl_socket, Deleter<mnl_socket, [](mnl_socket* s) { mnl_socket_close(s); }>>;
 
 constexpr size_t kMaxMessage = 256 * 1024;  // room reserved for any one message
@@ -48,8 +54,9 @@ public:
     Batch() : seq_(static_cast<uint32_t>(time(nullptr))) {}
 
     nlmsghdr* begin_message(uint16_t type, uint16_t family, uint16_t flags, std::string what) {
+        // Fresh room is zero (resize value-initializes it) and nothing past used_ is ever
+        // written but the message itself: no memset of the whole reserve per message.
         buf_.resize(used_ + kMaxMessage);
-        std::memset(buf_.data() + used_, 0, kMaxMessage);
         uint32_t seq = seq_++;
         what_[seq] = std::move(what);
         last_seq_ = seq;
@@ -59,7 +66,15 @@ public:
         used_ += NLMSG_ALIGN(nlh->nlmsg_len);
         ++messages_;
     }
-    void begin() { control(NFNL_MSG_BATCH_BEGIN); }
+    // genid: the nftables generation the kernel must still be at, else it refuses the whole
+    // batch (ERESTART); 0: any.
+    void begin(uint32_t genid = 0) {
+        if (genid == 0) return control(NFNL_MSG_BATCH_BEGIN);
+        buf_.resize(used_ + kMaxMessage);
+        auto* nlh = nftnl_batch_begin(buf_.data() + used_, seq_++);
+        mnl_attr_put_u32(nlh, NFNL_BATCH_GENID, htonl(genid));
+        used_ += NLMSG_ALIGN(nlh->nlmsg_len);
+    }
     void end() { control(NFNL_MSG_BATCH_END); }
 
     const char* data() const { return buf_.data(); }
@@ -211,6 +226,10 @@ nftnl_expr* make_expr(const Expr& e) {
         case Expr::Kind::masq:
             x = mk("masq");
             break;
+        case Expr::Kind::flow_add:
+            x = mk("flow_offload");
+            nftnl_expr_set_str(x, NFTNL_EXPR_FLOW_TABLE_NAME, e.set.c_str());
+            break;
     }
     return x;
 }
@@ -230,8 +249,10 @@ SetPtr new_set(const Table& t, const std::string& name, uint32_t id, uint32_t fl
 
 // Elements go in messages of kElementsPerMessage: one message per set would not fit a
 // 10,000-prefix blocklist.
-void add_elements(Batch& b, const Table& t, const SetPtr& proto, const std::string& what,
-                  const std::vector<std::pair<std::vector<uint8_t>, bool>>& elems) {
+using Elements = std::vector<std::pair<std::vector<uint8_t>, bool>>;   // key, interval end
+
+void add_elements(Batch& b, const Table& t, const SetPtr& proto, const std::string& what, const Elements& elems,
+                  uint16_t type = NFT_MSG_NEWSETELEM) {
     for (size_t i = 0; i < elems.size(); i += kElementsPerMessage) {
         SetPtr s(nftnl_set_alloc());
         nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, t.name.c_str());
@@ -244,7 +265,8 @@ void add_elements(Batch& b, const Table& t, const SetPtr& proto, const std::stri
             if (elems[j].second) nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
             nftnl_set_elem_add(s.get(), e);
         }
-        auto* nlh = b.begin_message(NFT_MSG_NEWSETELEM, static_cast<uint16_t>(t.family), NLM_F_CREATE, what);
+        auto* nlh = b.begin_message(type, static_cast<uint16_t>(t.family), type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0,
+                                    what);
         nftnl_set_elems_nlmsg_build_payload(nlh, s.get());
         b.end_message(nlh);
     }
@@ -257,8 +279,71 @@ TablePtr new_table(const Table& t) {
     return tab;
 }
 
-void build_batch(Batch& b, const Ruleset& r) {
-    b.begin();
+// The elements of an interval set as nft loads them: a zero-length interval end at address 0
+// when the first interval does not start there, then each interval as start element and end
+// element.
+Elements set_elements(const Set& s) {
+    Elements elems;
+    size_t klen = s.ipv6 ? 16 : 4;
+    if (!s.intervals.empty() && s.intervals.front().start != std::vector<uint8_t>(klen, 0))
+        elems.push_back({std::vector<uint8_t>(klen, 0), true});
+    for (auto& iv : s.intervals) {
+        elems.push_back({iv.start, false});
+        if (iv.end) elems.push_back({*iv.end, true});
+    }
+    return elems;
+}
+
+// One rule with its anonymous sets. position 0: appended to the chain; else inserted before
+// the rule of that handle.
+void add_rule(Batch& b, const Table& t, const Chain& c, const Rule& rule, uint64_t before = 0) {
+    auto fam = static_cast<uint16_t>(t.family);
+    for (auto& a : rule.anon_sets) {
+        auto set = new_set(t, "__set%d", a.id, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT, a.key_type, a.key_len);
+        nftnl_set_set_u32(set.get(), NFTNL_SET_DESC_SIZE, static_cast<uint32_t>(a.elements.size()));
+        std::string what = "anonymous set of rule '" + rule.text + "'";
+        auto* nlh = b.begin_message(NFT_MSG_NEWSET, fam, NLM_F_CREATE, what);
+        nftnl_set_nlmsg_build_payload(nlh, set.get());
+        b.end_message(nlh);
+        Elements elems;
+        for (auto& e : a.elements) elems.push_back({e, false});
+        add_elements(b, t, set, what, elems);
+    }
+    RulePtr ru(nftnl_rule_alloc());
+    nftnl_rule_set_str(ru.get(), NFTNL_RULE_TABLE, t.name.c_str());
+    nftnl_rule_set_str(ru.get(), NFTNL_RULE_CHAIN, c.name.c_str());
+    nftnl_rule_set_u32(ru.get(), NFTNL_RULE_FAMILY, fam);
+    if (before) nftnl_rule_set_u64(ru.get(), NFTNL_RULE_POSITION, before);
+    for (auto& e : rule.exprs) nftnl_rule_add_expr(ru.get(), make_expr(e));
+    auto* nlh = b.begin_message(NFT_MSG_NEWRULE, fam, NLM_F_CREATE | (before ? 0 : NLM_F_APPEND),
+                                "rule '" + rule.text + "' in chain " + c.name);
+    nftnl_rule_nlmsg_build_payload(nlh, ru.get());
+    b.end_message(nlh);
+}
+
+// The table's flowtable made (NFT_MSG_NEWFLOWTABLE, with its devices) or deleted.
+void flowtable_message(Batch& b, const Table& t, uint16_t type) {
+    FlowtablePtr ft(nftnl_flowtable_alloc());
+    nftnl_flowtable_set_str(ft.get(), NFTNL_FLOWTABLE_TABLE, t.name.c_str());
+    nftnl_flowtable_set_str(ft.get(), NFTNL_FLOWTABLE_NAME, t.flowtable->name.c_str());
+    nftnl_flowtable_set_u32(ft.get(), NFTNL_FLOWTABLE_FAMILY, static_cast<uint32_t>(t.family));
+    std::vector<const char*> devs;
+    if (type == NFT_MSG_NEWFLOWTABLE) {
+        nftnl_flowtable_set_u32(ft.get(), NFTNL_FLOWTABLE_HOOKNUM, NF_NETDEV_INGRESS);
+        nftnl_flowtable_set_u32(ft.get(), NFTNL_FLOWTABLE_PRIO, 0);
+        for (auto& d : t.flowtable->devices) devs.push_back(d.c_str());
+        devs.push_back(nullptr);
+        nftnl_flowtable_set_array(ft.get(), NFTNL_FLOWTABLE_DEVICES, devs.data());
+    }
+    bool add = type == NFT_MSG_NEWFLOWTABLE;
+    auto* nlh = b.begin_message(type, static_cast<uint16_t>(t.family), add ? NLM_F_CREATE | NLM_F_EXCL : 0,
+                                std::string(add ? "" : "delete ") + "flowtable " + t.name + " " + t.flowtable->name);
+    nftnl_flowtable_nlmsg_build_payload(nlh, ft.get());
+    b.end_message(nlh);
+}
+
+void build_batch(Batch& b, const Ruleset& r, uint32_t genid = 0) {
+    b.begin(genid);
     for (auto& t : r.tables) {
         auto fam = static_cast<uint16_t>(t.family);
         auto tab = new_table(t);
@@ -289,18 +374,9 @@ void build_batch(Batch& b, const Ruleset& r) {
             nlh = b.begin_message(NFT_MSG_NEWSET, fam, NLM_F_CREATE | NLM_F_EXCL, what);
             nftnl_set_nlmsg_build_payload(nlh, set.get());
             b.end_message(nlh);
-            // As nft does: a zero-length interval end at address 0 when the first interval does
-            // not start there, then each interval as start element and end element.
-            std::vector<std::pair<std::vector<uint8_t>, bool>> elems;
-            size_t klen = s.ipv6 ? 16 : 4;
-            if (!s.intervals.empty() && s.intervals.front().start != std::vector<uint8_t>(klen, 0))
-                elems.push_back({std::vector<uint8_t>(klen, 0), true});
-            for (auto& iv : s.intervals) {
-                elems.push_back({iv.start, false});
-                if (iv.end) elems.push_back({*iv.end, true});
-            }
-            add_elements(b, t, set, what + " elements", elems);
+            add_elements(b, t, set, what + " elements", set_elements(s));
         }
+        if (t.flowtable) flowtable_message(b, t, NFT_MSG_NEWFLOWTABLE);
         for (auto& c : t.chains) {
             ChainPtr ch(nftnl_chain_alloc());
             nftnl_chain_set_str(ch.get(), NFTNL_CHAIN_TABLE, t.name.c_str());
@@ -314,28 +390,7 @@ void build_batch(Batch& b, const Ruleset& r) {
             nftnl_chain_nlmsg_build_payload(nlh, ch.get());
             b.end_message(nlh);
 
-            for (auto& rule : c.rules) {
-                for (auto& a : rule.anon_sets) {
-                    auto set = new_set(t, "__set%d", a.id, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT, a.key_type, a.key_len);
-                    nftnl_set_set_u32(set.get(), NFTNL_SET_DESC_SIZE, static_cast<uint32_t>(a.elements.size()));
-                    std::string what = "anonymous set of rule '" + rule.text + "'";
-                    nlh = b.begin_message(NFT_MSG_NEWSET, fam, NLM_F_CREATE, what);
-                    nftnl_set_nlmsg_build_payload(nlh, set.get());
-                    b.end_message(nlh);
-                    std::vector<std::pair<std::vector<uint8_t>, bool>> elems;
-                    for (auto& e : a.elements) elems.push_back({e, false});
-                    add_elements(b, t, set, what, elems);
-                }
-                RulePtr ru(nftnl_rule_alloc());
-                nftnl_rule_set_str(ru.get(), NFTNL_RULE_TABLE, t.name.c_str());
-                nftnl_rule_set_str(ru.get(), NFTNL_RULE_CHAIN, c.name.c_str());
-                nftnl_rule_set_u32(ru.get(), NFTNL_RULE_FAMILY, fam);
-                for (auto& e : rule.exprs) nftnl_rule_add_expr(ru.get(), make_expr(e));
-                nlh = b.begin_message(NFT_MSG_NEWRULE, fam, NLM_F_CREATE | NLM_F_APPEND,
-                                      "rule '" + rule.text + "' in chain " + c.name);
-                nftnl_rule_nlmsg_build_payload(nlh, ru.get());
-                b.end_message(nlh);
-            }
+            for (auto& rule : c.rules) add_rule(b, t, c, rule);
         }
     }
     b.end();
@@ -343,59 +398,452 @@ void build_batch(Batch& b, const Ruleset& r) {
 
 }  // namespace
 
-Result<LoadStats> load_ruleset(const Ruleset& r) {
-    Batch b;
-    build_batch(b, r);
+namespace {
 
+SocketPtr open_socket() {
     SocketPtr nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
-    if (!nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
-    if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-        return Error{"nftables: bind: " + std::string(std::strerror(errno))};
-    // The whole batch goes in one sendmsg: the socket buffer must hold it.
-    int size = static_cast<int>(b.size() + 65536);
-    setsockopt(mnl_socket_get_fd(nl.get()), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
+    if (!nl) return nl;
+    if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) return nullptr;
     // One acknowledgement per message comes back, queued before we read any: without
     // NETLINK_CAP_ACK each one carries the whole message it answers (a large blocklist's
     // element messages), and the receive buffer overflows (ENOBUFS). Capped, an answer is
-    // 36 bytes; the buffer holds all of them.
+    // 36 bytes.
     int one = 1;
     setsockopt(mnl_socket_get_fd(nl.get()), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+    return nl;
+}
+
+// The kernel's answer to a batch: refused is its errno (0: committed), error its words.
+struct Answer {
+    int refused = 0;
+    std::string error;
+};
+
+// Sends the batch and reads the answers. An error: the exchange itself failed, and what the
+// kernel did is unknown.
+Result<Answer> transact(mnl_socket* nl, const Batch& b) {
+    int fd = mnl_socket_get_fd(nl);
+    // The whole batch goes in one sendmsg: the socket buffer must hold it, and the receive
+    // buffer all the answers.
+    int size = static_cast<int>(b.size() + 65536);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
     int rcv = static_cast<int>(std::max<size_t>(1 << 20, (b.messages() + 2) * 256));
-    setsockopt(mnl_socket_get_fd(nl.get()), SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv));
-    if (mnl_socket_sendto(nl.get(), b.data(), b.size()) < 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv));
+    if (mnl_socket_sendto(nl, b.data(), b.size()) < 0)
         return Error{"nftables: sending the batch: " + std::string(std::strerror(errno))};
 
     // One answer per message; the last message's answer ends the exchange.
-    uint32_t portid = mnl_socket_get_portid(nl.get());
+    uint32_t portid = mnl_socket_get_portid(nl);
     std::vector<char> buf(1 << 16);
-    struct Answer {
+    struct State {
         const Batch* b;
-        std::string error;
+        Answer ans;
         bool done = false;
-    } ans{&b, {}, false};
-    while (!ans.done) {
-        pollfd p{mnl_socket_get_fd(nl.get()), POLLIN, 0};
+    } st{&b, {}, false};
+    while (!st.done) {
+        pollfd p{fd, POLLIN, 0};
         int pr = poll(&p, 1, 10000);
         if (pr == 0) return Error{"nftables: no answer from the kernel within 10 s"};
         if (pr < 0) return Error{"nftables: poll: " + std::string(std::strerror(errno))};
-        ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+        ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
         if (n < 0) return Error{"nftables: receiving the answer: " + std::string(std::strerror(errno))};
         mnl_cb_t ctl[NLMSG_MIN_TYPE] = {};
         ctl[NLMSG_ERROR] = [](const nlmsghdr* nlh, void* data) -> int {
-            auto* a = static_cast<Answer*>(data);
+            auto* a = static_cast<State*>(data);
             auto* err = static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
-            if (err->error != 0 && a->error.empty())
-                a->error = a->b->what(err->msg.nlmsg_seq) + ": " + std::strerror(-err->error);
+            if (err->error != 0 && a->ans.error.empty()) {
+                a->ans.refused = -err->error;
+                a->ans.error = a->b->what(err->msg.nlmsg_seq) + ": " + std::strerror(-err->error);
+            }
             if (err->msg.nlmsg_seq == a->b->last_seq() || (err->error != 0 && a->b->what(err->msg.nlmsg_seq) == "the batch"))
                 a->done = true;
             return MNL_CB_OK;
         };
-        int rc = mnl_cb_run2(buf.data(), static_cast<size_t>(n), 0, portid, nullptr, &ans, ctl, NLMSG_MIN_TYPE);
-        if (rc < 0 && ans.error.empty())
+        int rc = mnl_cb_run2(buf.data(), static_cast<size_t>(n), 0, portid, nullptr, &st, ctl, NLMSG_MIN_TYPE);
+        if (rc < 0 && st.ans.error.empty())
             return Error{"nftables: reading the answer: " + std::string(std::strerror(errno))};
     }
-    if (!ans.error.empty()) return Error{"nftables refused the ruleset (nothing changed): " + ans.error};
-    return LoadStats{b.messages(), b.size()};
+    return st.ans;
+}
+
+// Reads a dump (the request already built in buf) to its end, calling cb for each message.
+Result<Ok> dump(mnl_socket* nl, nlmsghdr* req, mnl_cb_t cb, void* data) {
+    if (mnl_socket_sendto(nl, req, req->nlmsg_len) < 0)
+        return Error{"nftables: asking the kernel: " + std::string(std::strerror(errno))};
+    uint32_t portid = mnl_socket_get_portid(nl), seq = req->nlmsg_seq;
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+        pollfd p{mnl_socket_get_fd(nl), POLLIN, 0};
+        int pr = poll(&p, 1, 5000);
+        if (pr == 0) return Error{"nftables: no answer from the kernel within 5 s"};
+        if (pr < 0) return Error{"nftables: poll: " + std::string(std::strerror(errno))};
+        ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+        if (n < 0) return Error{"nftables: reading the answer: " + std::string(std::strerror(errno))};
+        int rc = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, cb, data);
+        if (rc == MNL_CB_STOP) return Ok{};
+        if (rc < 0) return Error{"nftables: reading the answer: " + std::string(std::strerror(errno))};
+    }
+}
+
+// The nftables generation now (NFT_MSG_GETGEN).
+Result<uint32_t> generation(mnl_socket* nl) {
+    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETGEN, AF_UNSPEC, 0, static_cast<uint32_t>(time(nullptr)));
+    struct Got {
+        std::optional<uint32_t> id;
+    } got;
+    auto r = dump(nl, nlh, [](const nlmsghdr* m, void* data) -> int {
+        nlattr* tb[NFTA_GEN_MAX + 1] = {};
+        mnl_attr_parse(m, sizeof(nfgenmsg), [](const nlattr* attr, void* d) -> int {
+            auto** t = static_cast<nlattr**>(d);
+            if (mnl_attr_get_type(attr) <= NFTA_GEN_MAX) t[mnl_attr_get_type(attr)] = const_cast<nlattr*>(attr);
+            return MNL_CB_OK;
+        }, tb);
+        if (tb[NFTA_GEN_ID]) static_cast<Got*>(data)->id = ntohl(mnl_attr_get_u32(tb[NFTA_GEN_ID]));
+        return MNL_CB_STOP;
+    }, &got);
+    if (!r) return r.error();
+    if (!got.id) return Error{"nftables: no generation in the kernel's answer"};
+    return *got.id;
+}
+
+// The generation after one commit from g.
+uint32_t next_generation(uint32_t g) { return g + 1 == 0 ? 1 : g + 1; }
+
+// The handles of one table's rules, chain by chain in order, and the generation (its low 16
+// bits, as every dump message carries it) the dump saw.
+struct Handles {
+    std::map<std::string, std::vector<uint64_t>> chains;
+    std::set<uint16_t> generations;
+};
+
+Result<Handles> rule_handles(mnl_socket* nl, const Table& t) {
+    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, static_cast<uint16_t>(t.family), NLM_F_DUMP,
+                                          static_cast<uint32_t>(time(nullptr)));
+    RulePtr filter(nftnl_rule_alloc());
+    nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, t.name.c_str());
+    nftnl_rule_set_u32(filter.get(), NFTNL_RULE_FAMILY, static_cast<uint32_t>(t.family));
+    nftnl_rule_nlmsg_build_payload(nlh, filter.get());
+    Handles h;
+    auto r = dump(nl, nlh, [](const nlmsghdr* m, void* data) -> int {
+        auto* out = static_cast<Handles*>(data);
+        out->generations.insert(ntohs(static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(m))->res_id));
+        RulePtr ru(nftnl_rule_alloc());
+        if (nftnl_rule_nlmsg_parse(m, ru.get()) < 0) return MNL_CB_ERROR;
+        out->chains[nftnl_rule_get_str(ru.get(), NFTNL_RULE_CHAIN)].push_back(nftnl_rule_get_u64(ru.get(), NFTNL_RULE_HANDLE));
+        return MNL_CB_OK;
+    }, &h);
+    if (!r) return r.error();
+    return h;
+}
+
+LoadStats stats(const Batch& b, bool incremental) { return LoadStats{b.messages(), b.size(), incremental}; }
+
+// Whether two rulesets differ only in the elements of interval sets and in rules: the same
+// tables, sets (name, type, flags) and chains (name, type, hook, priority, policy), in order.
+bool same_frame(const Ruleset& a, const Ruleset& b) {
+    if (a.tables.size() != b.tables.size()) return false;
+    for (size_t i = 0; i < a.tables.size(); ++i) {
+        auto &x = a.tables[i], &y = b.tables[i];
+        if (x.family != y.family || x.name != y.name || x.sets.size() != y.sets.size() || x.chains.size() != y.chains.size() ||
+            x.flowtable != y.flowtable)
+            return false;
+        for (size_t j = 0; j < x.sets.size(); ++j) {
+            auto &s = x.sets[j], &u = y.sets[j];
+            if (s.name != u.name || s.ipv6 != u.ipv6 || s.dynamic != u.dynamic || s.timeout_ms != u.timeout_ms ||
+                s.size != u.size)
+                return false;
+        }
+        for (size_t j = 0; j < x.chains.size(); ++j) {
+            auto &c = x.chains[j], &d = y.chains[j];
+            if (c.name != d.name || c.type != d.type || c.hook != d.hook || c.priority != d.priority ||
+                c.policy_drop != d.policy_drop)
+                return false;
+        }
+    }
+    return true;
+}
+
+// An interval set's elements in units that go and come whole: the leading end at 0, and each
+// interval (start and, unless it runs to the top, end).
+std::vector<Elements> interval_units(const Set& s) {
+    Elements all = set_elements(s);
+    std::vector<Elements> units;
+    for (size_t i = 0; i < all.size(); ++i) {
+        if (all[i].second || i + 1 == all.size() || !all[i + 1].second)
+            units.push_back({all[i]});
+        else {
+            units.push_back({all[i], all[i + 1]});
+            ++i;
+        }
+    }
+    return units;
+}
+
+// The longest common subsequence of two chains' rules (by text, which determines a rule's
+// expressions): keep[i] is the index in b of a's rule i, or -1 when it goes.
+std::vector<int> common_rules(const std::vector<Rule>& a, const std::vector<Rule>& b) {
+    size_t n = a.size(), m = b.size();
+    std::vector<std::vector<uint16_t>> l(n + 1, std::vector<uint16_t>(m + 1, 0));
+    for (size_t i = n; i-- > 0;)
+        for (size_t j = m; j-- > 0;)
+            l[i][j] = a[i].text == b[j].text ? l[i + 1][j + 1] + 1 : std::max(l[i + 1][j], l[i][j + 1]);
+    std::vector<int> keep(n, -1);
+    for (size_t i = 0, j = 0; i < n && j < m;) {
+        if (a[i].text == b[j].text) {
+            keep[i++] = static_cast<int>(j++);
+        } else if (l[i + 1][j] >= l[i][j + 1]) {
+            ++i;
+        } else {
+            ++j;
+        }
+    }
+    return keep;
+}
+
+}  // namespace
+
+Result<LoadStats> load_ruleset(const Ruleset& r) {
+    Batch b;
+    build_batch(b, r);
+    SocketPtr nl = open_socket();
+    if (!nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
+    auto ans = transact(nl.get(), b);
+    if (!ans) return ans.error();
+    if (ans->refused) return Error{"nftables refused the ruleset (nothing changed): " + ans->error};
+    return stats(b, false);
+}
+
+struct RulesetLoader::State {
+    SocketPtr nl;
+    // What the kernel holds as far as this loader knows: the ruleset it loaded last, the
+    // generation its commit made, and (once read) each chain's rule handles in order.
+    std::optional<Ruleset> loaded;
+    uint32_t generation = 0;
+    std::optional<std::map<std::pair<std::string, std::string>, std::vector<uint64_t>>> handles;
+    // The kernel refused the flowtable (built without NF_FLOW_TABLE): rulesets go without it.
+    bool no_flowtable = false;
+
+    void forget() {
+        nl.reset();
+        loaded.reset();
+        handles.reset();
+    }
+};
+
+namespace {
+
+// The ruleset without its flowtable and the rules that offload to it.
+Ruleset without_flowtable(Ruleset r) {
+    for (auto& t : r.tables) {
+        t.flowtable.reset();
+        for (auto& c : t.chains)
+            std::erase_if(c.rules, [](const Rule& x) {
+                return std::any_of(x.exprs.begin(), x.exprs.end(), [](auto& e) { return e.kind == Expr::Kind::flow_add; });
+            });
+    }
+    return r;
+}
+
+bool has_flowtable(const Ruleset& r) {
+    return std::any_of(r.tables.begin(), r.tables.end(), [](auto& t) { return t.flowtable.has_value(); });
+}
+
+}  // namespace
+
+RulesetLoader::RulesetLoader() : s_(std::make_unique<State>()) {}
+RulesetLoader::~RulesetLoader() = default;
+
+Result<LoadStats> RulesetLoader::replace(const Ruleset& want) {
+    const Ruleset& r = s_->no_flowtable && has_flowtable(want) ? without_flowtable(want) : want;
+    s_->loaded.reset();
+    s_->handles.reset();
+    if (!s_->nl) s_->nl = open_socket();
+    if (!s_->nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
+    // The generation checked in the batch: so the loader knows the one its commit makes.
+    for (int attempt = 0;; ++attempt) {
+        auto g = generation(s_->nl.get());
+        if (!g) {
+            s_->forget();
+            return g.error();
+        }
+        Batch b;
+        build_batch(b, r, attempt < 3 ? *g : 0);
+        auto ans = transact(s_->nl.get(), b);
+        if (!ans) {
+            s_->forget();
+            return ans.error();
+        }
+        if (ans->refused == ERESTART && attempt < 3) continue;   // someone else committed meanwhile
+        // A kernel without flowtables: the policy without the fast path, rather than none.
+        if (ans->refused && has_flowtable(r) && ans->error.rfind("flowtable ", 0) == 0) {
+            syslog(LOG_WARNING, "nftables: %s: the kernel has no flowtables; the ruleset goes without", ans->error.c_str());
+            s_->no_flowtable = true;
+            return replace(r);
+        }
+        if (ans->refused) return Error{"nftables refused the ruleset (nothing changed): " + ans->error};
+        if (attempt < 3) {
+            s_->loaded = r;
+            s_->generation = next_generation(*g);
+        }
+        return stats(b, false);
+    }
+}
+
+Result<LoadStats> RulesetLoader::apply(const Ruleset& want) {
+    auto& st = *s_;
+    if (st.no_flowtable && has_flowtable(want)) return apply(without_flowtable(want));
+    const Ruleset& r = want;
+    if (!st.nl || !st.loaded || !same_frame(*st.loaded, r)) return replace(r);
+    const Ruleset& old = *st.loaded;
+    // The rule handles, read once per commit that added rules; a dump of a generation other
+    // than the loader's own: the kernel holds something else.
+    bool rules_change = false, sets_change = false, flowtable = false;
+    auto same_rules = [](const std::vector<Rule>& x, const std::vector<Rule>& y) {
+        return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin(), [](auto& p, auto& q) { return p.text == q.text; });
+    };
+    auto same_set = [](const Set& x, const Set& y) {
+        return x.dynamic || (x.intervals.size() == y.intervals.size() &&
+                             std::equal(x.intervals.begin(), x.intervals.end(), y.intervals.begin(),
+                                        [](auto& p, auto& q) { return p.start == q.start && p.end == q.end; }));
+    };
+    for (size_t i = 0; i < r.tables.size(); ++i) {
+        flowtable |= r.tables[i].flowtable.has_value();
+        for (size_t j = 0; j < r.tables[i].chains.size(); ++j)
+            rules_change |= !same_rules(old.tables[i].chains[j].rules, r.tables[i].chains[j].rules);
+        for (size_t j = 0; j < r.tables[i].sets.size(); ++j)
+            sets_change |= !same_set(old.tables[i].sets[j], r.tables[i].sets[j]);
+    }
+    // With a flowtable, any change makes it anew (its `flow add` rule goes and comes around it):
+    // that flushes it, so the flows it holds meet the new policy, as they would without it.
+    const bool reflow = flowtable && (rules_change || sets_change);
+    auto is_flow_rule = [](const Rule& x) {
+        return std::any_of(x.exprs.begin(), x.exprs.end(), [](auto& e) { return e.kind == Expr::Kind::flow_add; });
+    };
+    rules_change |= reflow;
+    if (rules_change && !st.handles) {
+        std::map<std::pair<std::string, std::string>, std::vector<uint64_t>> all;
+        for (auto& t : old.tables) {
+            auto h = rule_handles(st.nl.get(), t);
+            if (!h) {
+                st.forget();
+                return h.error();
+            }
+            if (h->generations.size() > 1 ||
+                (h->generations.size() == 1 && *h->generations.begin() != (st.generation & 0xffff)))
+                return replace(r);
+            for (auto& c : t.chains) {
+                auto& v = h->chains[c.name];
+                if (v.size() != c.rules.size()) return replace(r);
+                all[{t.name, c.name}] = std::move(v);
+            }
+        }
+        st.handles = std::move(all);
+    }
+
+    Batch b;
+    b.begin(st.generation);
+    bool added = false;
+    auto new_handles = st.handles;
+    for (size_t i = 0; i < r.tables.size(); ++i) {
+        auto &ot = old.tables[i], &t = r.tables[i];
+        auto fam = static_cast<uint16_t>(t.family);
+        // Rules that go, by handle; then the new ones, each before the next rule that stays
+        // (appended when none does).
+        struct Plan {
+            size_t chain;
+            std::vector<uint64_t> before;   // new index -> handle of the next kept rule
+            std::vector<bool> kept;
+        };
+        std::vector<Plan> plans;
+        for (size_t j = 0; j < t.chains.size(); ++j) {
+            auto &oc = ot.chains[j], &c = t.chains[j];
+            bool has_flow = reflow && std::any_of(oc.rules.begin(), oc.rules.end(), is_flow_rule);
+            if (!has_flow && same_rules(oc.rules, c.rules)) continue;
+            auto& handles = (*st.handles)[{t.name, c.name}];
+            auto keep = common_rules(oc.rules, c.rules);
+            if (reflow)
+                for (size_t k = 0; k < oc.rules.size(); ++k)
+                    if (is_flow_rule(oc.rules[k])) keep[k] = -1;
+            Plan plan{j, std::vector<uint64_t>(c.rules.size() + 1, 0), std::vector<bool>(c.rules.size(), false)};
+            std::vector<uint64_t> kept_handles;
+            for (size_t k = 0; k < oc.rules.size(); ++k) {
+                if (keep[k] >= 0) {
+                    plan.kept[keep[k]] = true;
+                    plan.before[keep[k]] = handles[k];
+                    kept_handles.push_back(handles[k]);
+                    continue;
+                }
+                RulePtr ru(nftnl_rule_alloc());
+                nftnl_rule_set_str(ru.get(), NFTNL_RULE_TABLE, t.name.c_str());
+                nftnl_rule_set_str(ru.get(), NFTNL_RULE_CHAIN, c.name.c_str());
+                nftnl_rule_set_u32(ru.get(), NFTNL_RULE_FAMILY, fam);
+                nftnl_rule_set_u64(ru.get(), NFTNL_RULE_HANDLE, handles[k]);
+                auto* nlh = b.begin_message(NFT_MSG_DELRULE, fam, 0, "delete rule '" + oc.rules[k].text + "' in chain " + c.name);
+                nftnl_rule_nlmsg_build_payload(nlh, ru.get());
+                b.end_message(nlh);
+            }
+            for (size_t k = c.rules.size(); k-- > 0;)
+                if (!plan.kept[k]) plan.before[k] = plan.before[k + 1];
+            (*new_handles)[{t.name, c.name}] = kept_handles;
+            plans.push_back(std::move(plan));
+        }
+        if (reflow && t.flowtable) {
+            flowtable_message(b, t, NFT_MSG_DELFLOWTABLE);
+            flowtable_message(b, t, NFT_MSG_NEWFLOWTABLE);
+        }
+        for (auto& plan : plans) {
+            auto& c = t.chains[plan.chain];
+            for (size_t k = 0; k < c.rules.size(); ++k)
+                if (!plan.kept[k]) {
+                    add_rule(b, t, c, c.rules[k], plan.before[k]);
+                    added = true;
+                }
+        }
+        // Interval sets: the intervals that go, then the ones that come.
+        for (size_t j = 0; j < t.sets.size(); ++j) {
+            auto &os = ot.sets[j], &s = t.sets[j];
+            if (same_set(os, s)) continue;
+            auto ou = interval_units(os), nu = interval_units(s);
+            std::set<Elements> oset(ou.begin(), ou.end()), nset(nu.begin(), nu.end());
+            Elements gone, come;
+            for (auto& u : ou)
+                if (!nset.count(u)) gone.insert(gone.end(), u.begin(), u.end());
+            for (auto& u : nu)
+                if (!oset.count(u)) come.insert(come.end(), u.begin(), u.end());
+            auto set = new_set(t, s.name, s.id, NFT_SET_INTERVAL, s.ipv6 ? 8 : 7, s.ipv6 ? 16 : 4);
+            std::string what = "set " + t.name + " " + s.name;
+            if (!gone.empty()) add_elements(b, t, set, what + " elements removed", gone, NFT_MSG_DELSETELEM);
+            if (!come.empty()) add_elements(b, t, set, what + " elements", come);
+        }
+    }
+    b.end();
+    if (b.messages() == 0) {
+        // Nothing to change: still, the kernel must hold what the loader loaded.
+        auto g = generation(st.nl.get());
+        if (!g) {
+            st.forget();
+            return g.error();
+        }
+        if (*g != st.generation) return replace(r);
+        st.loaded = r;
+        return stats(b, true);
+    }
+    auto ans = transact(st.nl.get(), b);
+    if (!ans) {
+        st.forget();
+        return ans.error();
+    }
+    if (ans->refused == ERESTART) return replace(r);   // the kernel holds something else
+    if (ans->refused) return Error{"nftables refused the change (nothing changed): " + ans->error};
+    st.loaded = r;
+    st.generation = next_generation(st.generation);
+    if (added)
+        st.handles.reset();
+    else
+        st.handles = std::move(new_handles);
+    return stats(b, true);
 }
 
 namespace {
@@ -433,11 +881,9 @@ int add_rule_drops(const nlmsghdr* nlh, void* data) {
 
 }  // namespace
 
-Result<std::map<std::string, DropCount>> read_drop_counts() {
-    SocketPtr nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
-    if (!nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
-    if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-        return Error{"nftables: bind: " + std::string(std::strerror(errno))};
+namespace {
+
+Result<std::map<std::string, DropCount>> drop_counts(mnl_socket* nl) {
     // A dump of the rules of netd's filter table only (the kernel filters by table).
     std::vector<char> buf(1 << 16);
     uint32_t seq = static_cast<uint32_t>(time(nullptr));
@@ -447,16 +893,16 @@ Result<std::map<std::string, DropCount>> read_drop_counts() {
     nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, kFilterTable);
     nftnl_rule_set_u32(filter.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
     nftnl_rule_nlmsg_build_payload(nlh, filter.get());
-    if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
+    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
         return Error{"nftables: asking for the rules: " + std::string(std::strerror(errno))};
-    uint32_t portid = mnl_socket_get_portid(nl.get());
+    uint32_t portid = mnl_socket_get_portid(nl);
     std::map<std::string, DropCount> out;
     for (;;) {
-        pollfd p{mnl_socket_get_fd(nl.get()), POLLIN, 0};
+        pollfd p{mnl_socket_get_fd(nl), POLLIN, 0};
         int pr = poll(&p, 1, 5000);
         if (pr == 0) return Error{"nftables: no answer from the kernel within 5 s"};
         if (pr < 0) return Error{"nftables: poll: " + std::string(std::strerror(errno))};
-        ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+        ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
         if (n < 0) return Error{"nftables: reading the rules: " + std::string(std::strerror(errno))};
         int rc = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, add_rule_drops, &out);
         if (rc == MNL_CB_STOP) break;   // the end of the dump
@@ -466,6 +912,24 @@ Result<std::map<std::string, DropCount>> read_drop_counts() {
         }
     }
     return out;
+}
+
+}  // namespace
+
+Result<std::map<std::string, DropCount>> read_drop_counts() {
+    SocketPtr nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC));
+    if (!nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
+    if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
+        return Error{"nftables: bind: " + std::string(std::strerror(errno))};
+    return drop_counts(nl.get());
+}
+
+Result<std::map<std::string, DropCount>> RulesetLoader::drop_counts() {
+    if (!s_->nl) s_->nl = open_socket();
+    if (!s_->nl) return Error{"nftables: netlink socket: " + std::string(std::strerror(errno))};
+    auto r = netd::drop_counts(s_->nl.get());
+    if (!r) s_->forget();
+    return r;
 }
 
 }  // namespace netd

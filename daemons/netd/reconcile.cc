@@ -91,8 +91,18 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         auto t0 = std::chrono::steady_clock::now();
         auto r = kernel_.load_ruleset(want.ruleset);
         if (!r) return Error{"firewall: " + r.error().str()};
-        if (drops)
+        // A whole replacement starts every counter over; a change just of what changed keeps
+        // the counters of the rules that stay, and what goes is what the deleted rules counted.
+        if (drops && r->incremental) {
+            if (auto after = kernel_.firewall_drops())
+                for (auto& [chain, n] : *drops) {
+                    DropCount now = (*after)[chain];
+                    retired_drops_[chain] += DropCount{n.packets > now.packets ? n.packets - now.packets : 0,
+                                                       n.bytes > now.bytes ? n.bytes - now.bytes : 0};
+                }
+        } else if (drops) {
             for (auto& [chain, n] : *drops) retired_drops_[chain] += n;
+        }
         loaded_ruleset_ = want.ruleset_text;
         ruleset_load_ = RulesetLoad{r->messages, r->bytes,
                                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};

@@ -59,7 +59,8 @@ public:
     };
     const std::optional<RulesetLoad>& last_ruleset_load() const { return ruleset_load_; }
     // What the kernel's counters held when netd replaced or deleted their object: the drops of
-    // each ruleset a load replaced (per chain; a load starts the counters over), the traffic of
+    // each ruleset a load replaced (per chain; a whole replacement starts the counters over, a
+    // change of just what changed only loses the deleted rules' counts), the traffic of
     // the sit device when it was deleted. Added to the kernel's live figures, netd's totals
     // (metrics.h) never go back. Counts of the last moment before the change may be missed.
     const std::map<std::string, DropCount>& retired_drops() const { return retired_drops_; }

@@ -35,7 +35,7 @@ for case in "minimal.conf -" "native.conf -" "full.conf -" "full.conf 192.0.2.1"
     [[ $conf == /* ]] || conf=$dir/$conf
     peer=$2
     lan=${3:-eth1}
-    "$tool" render "$conf" "$lan" eth0 "$peer" > "$tmp/rules.nft"
+    ip netns exec $b "$tool" render "$conf" "$lan" eth0 "$peer" > "$tmp/rules.nft"
     ip netns exec $a "$tool" load "$conf" "$lan" eth0 "$peer" > /dev/null
     ip netns exec $a "$tool" load "$conf" "$lan" eth0 "$peer" > /dev/null
     ip netns exec $b nft -f "$tmp/rules.nft"

@@ -248,6 +248,13 @@ def main():
         rc, addrs = vm.run("ip addr show eth1")
         check("netd put the configured LAN addresses on the LAN NIC (found by MAC)",
               "192.168.7.1/24" in addrs and "2001:db8:7::1/64" in addrs, addrs)
+        # The image's kernel takes the flowtable (kernel-config: NF_FLOW_TABLE): netd's ruleset
+        # has it on the WAN and LAN NICs, and the forward chain offloads to it.
+        rc, fw = vm.run("nft list ruleset")
+        ft = re.search(r"flowtable ft \{\s*hook ingress priority filter\s*devices = \{ ([^}]*) \}", fw)
+        check("netd's ruleset is loaded with its flowtable on eth0 and eth1",
+              ft is not None and sorted(ft.group(1).split(", ")) == ["eth0", "eth1"] and "flow add @ft" in fw,
+              fw[:800])
         rc, _ = vm.run("logger -t boottest marker-$$-syslog && logread | grep -q 'boottest.*marker-.*-syslog' && logread | grep -q 'rcS: syslog started'")
         check("syslog receives messages (logger -> logread)", rc == 0)
         rc, ls = vm.run("ls /data/ssh/ssh_host_ed25519_key /data/ssh/ssh_host_ed25519_key.pub")
