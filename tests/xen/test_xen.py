@@ -14,8 +14,14 @@ dom0: first to a broken image (the real one, but its netd moves the data disk to
 format and gives up, NOT READY), which xen/upgrade undoes by itself: the image before boots
 again on the data disk as it was, ready, and SSH works; then to the image copied under new
 names (a new version's stand-in), which it keeps. Then `xl shutdown` stops the router cleanly.
-Also: the libvirt XML validates with virt-xml-validate. Figures: xl create -> router ready
-(guest uptime, wall clock), each upgrade's steps, dom0 and domU memory.
+Then the same instance through libvirt, as OpenStack or any libvirt tool runs it: libvirtd in
+dom0 (Debian's, with its libxl driver alone, running beside xl since dom0's start) takes
+`virsh -c xen:/// define` of the XML xen/mkdomu wrote (xen/upgrade kept it in step), `virsh
+start` boots the router on the same data disk, the main segment's client gets a DHCPv4 lease
+from it, and `virsh shutdown` stops it cleanly: libvirt says shut off and Xen has no router
+domain left. Also: the libvirt XML validates with virt-xml-validate. Figures: xl create ->
+router ready (guest uptime, wall clock), each upgrade's steps, virsh start -> ready, virsh
+shutdown -> shut off, dom0 and domU memory.
 
 usage: test_xen.py OUT_DIR
 """
@@ -149,9 +155,14 @@ def del_ns(ns):
 
 
 def request(lan, what):
-    """One request to dom0-init (its address on xenbr-lan, port 9999), from the main segment."""
-    sh(sys.executable, "-c", "import socket;s=socket.create_connection(('192.168.1.50',9999),timeout=10);"
-       f"s.sendall(b'{what}\\n');s.close()", ns=lan)
+    """One request to dom0-init (its address on xenbr-lan, port 9999), from the main segment;
+    tried again for a while when refused (dom0-init may still be finishing the request before)."""
+    r = sh(sys.executable, "-c", "import socket,time\nfor i in range(100):\n try:\n"
+           "  s=socket.create_connection(('192.168.1.50',9999),timeout=10);break\n"
+           " except ConnectionRefusedError:\n  time.sleep(0.2)\n"
+           f"s.sendall(b'{what}\\n');s.close()", ns=lan)
+    if r.returncode != 0:
+        print(f"      request {what}: {r.stderr.strip()[-300:]}")
 
 
 def stamp(text, what):
@@ -227,6 +238,46 @@ def test_upgrades(con, lan, key):
     ssh_check(lan, key, "after the upgrade to B")
 
 
+def test_libvirt(con, lan, bb):
+    """The same instance through libvirtd's libxl driver in dom0 (dom0-init's virsh-start and
+    virsh-shutdown requests): virsh define of the XML xen/mkdomu wrote, virsh start, served,
+    virsh shutdown."""
+    start = len(con.buf)
+    request(lan, "virsh-start")
+    m = con.expect(r"DOM0: virsh start returned at uptime ([\d.]+) s, state (.*)", 120, start)
+    out = con.buf[start:]
+    check("virsh -c xen:/// define and start the instance from mkdomu's libvirt XML (libxl driver): running",
+          m and m.group(2).strip() == "running" and "DOM0: virsh: Domain 'router' defined" in out, out[-3000:])
+    s0 = re.search(r"DOM0: virsh start at uptime ([\d.]+) s", out)
+    r = con.expect(r"ROUTER: \[dom0 ([\d.]+)\] .*netd: router ready at uptime ([\d.]+) s", 240, start)
+    check("... the router boots under libvirt: netd ready", r and s0, con.buf[-4000:])
+    if r and s0:
+        print(f"      figures: virsh start -> router ready: {float(r.group(1)) - float(s0.group(1)):.1f} s wall clock "
+              f"(guest uptime {r.group(2)} s; virsh start itself {float(m.group(1)) - float(s0.group(1)):.1f} s)"
+              if m else "")
+    ports = dict(re.findall(r"DOM0: ports of (\S+): (.*)", con.buf[start:]))
+    check("... its vifs joined the WAN and both LAN bridges",
+          all(re.search(r"\bvif\d+\.%d\b" % i, ports.get(br, "")) for i, br in
+              enumerate(["xenbr-wan"] + [s[2] for s in SEGMENTS])), ports)
+    # Served: a client on the main segment gets a DHCPv4 lease from it again.
+    r = sh(bb, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3", "-s", "/bin/true", ns=lan, timeout=90)
+    check("... it serves: the main segment's client gets a DHCPv4 lease in 192.168.1.0/24",
+          re.search(r"lease of 192\.168\.1\.\d+", r.stdout + r.stderr), r.stdout + r.stderr)
+
+    start = len(con.buf)
+    request(lan, "virsh-shutdown")
+    m = con.expect(r"DOM0: virsh shutdown: state (.*) at uptime ([\d.]+) s \(asked at ([\d.]+) s\)", 120, start)
+    con.expect(r"DOM0: done", 10, start)
+    out = con.buf[start:]
+    after = re.findall(r"DOM0: after: (.*)", out)
+    check("virsh shutdown: libvirt says shut off and Xen has no router domain left (within 60 s)",
+          m and m.group(1).strip() == "shut off" and after and not any(a.startswith("router ") for a in after),
+          out[-3000:])
+    check("... cleanly (rcK unmounted /data)", re.search(r"ROUTER: .*rcK: /data unmounted cleanly", out), out[-3000:])
+    if m:
+        print(f"      figures: virsh shutdown -> shut off: {float(m.group(2)) - float(m.group(3)):.1f} s")
+
+
 def main():
     out = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="xen-test-")
@@ -294,11 +345,14 @@ def main():
                 '"options": {"1": "ffffff00", "3": "cb007101", "51": "00000e10"}}')
     isp = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, os.path.join(top, "tests", "lib",
                             "dhcpserver.py"), isp_cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # vendor=GenuineIntel: Xen drops SEP from an AMD CPU's features (no SYSENTER in long mode
+    # there), and then no x86 model in libvirt's CPU map fits qemu64's: libvirtd's libxl driver
+    # refuses to start ("Cannot find suitable CPU model for given data").
     cmd = lab.qemu_prefix() + [
-        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64,+rdrand", "-m", "1024", "-nodefaults",
+        "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64,+rdrand,vendor=GenuineIntel", "-m", "1024", "-nodefaults",
         "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
         "-kernel", os.path.join(work, "xen"),
-        "-append", "dom0_mem=512M,max:512M console=com1 com1=115200,8n1 noreboot",
+        "-append", "dom0_mem=768M,max:768M console=com1 com1=115200,8n1 noreboot",
         "-initrd", f"{os.path.join(work, 'vmlinuz')} console=hvc0 quiet,{os.path.join(work, 'dom0.cpio.gz')}",
         "-netdev", "tap,id=wan,ifname=tap-wan,script=no,downscript=no", "-device", "e1000,netdev=wan",
         "-netdev", "tap,id=lan,ifname=tap-lan,script=no,downscript=no", "-device", "e1000,netdev=lan",
@@ -381,16 +435,18 @@ def main():
 
         # xl shutdown through dom0 (its address on xenbr-lan, set by dom0-init).
         start = len(con.buf)
-        request(lab.lan, "shutdown")
+        request(lab.lan, "xl-shutdown")
         m = con.expect(r"DOM0: xl shutdown exit (\d+)", 120, start)
         check("xl shutdown stops the router", m and m.group(1) == "0", con.buf[-3000:])
         check("... cleanly (rcK unmounted /data)",
               con.expect(r"ROUTER: .*rcK: /data unmounted cleanly", 10, start), con.buf[-3000:])
+        test_libvirt(con, lab.lan, bb)
         for line in re.findall(r"DOM0: (?:xl list|free): .*", con.buf):
             print("      " + line)
         dm = re.search(r"DOM0: free: Mem:\s+(\d+)\s+(\d+)", con.buf)
         if dm:
-            print(f"      figures: dom0 memory in use {dm.group(2)} MiB of {dm.group(1)} MiB (dom0_mem=512M)")
+            print(f"      figures: dom0 memory in use {dm.group(2)} MiB of {dm.group(1)} MiB (dom0_mem=768M; "
+                  "libvirtd running, the router a libvirt domain)")
         check("dom0 powers off", con.expect(r"DOM0: done", 30))
         qemu.wait(60)
     finally:
