@@ -836,7 +836,17 @@ Result<LoadStats> RulesetLoader::apply(const Ruleset& want) {
         return ans.error();
     }
     if (ans->refused == ERESTART) return replace(r);   // the kernel holds something else
-    if (ans->refused) return Error{"nftables refused the change (nothing changed): " + ans->error};
+    if (ans->refused) {
+        // The difference takes kernel paths the whole replacement does not (interval elements
+        // deleted and added back in one transaction, a flowtable re-made in a table that stays).
+        // Were one of them refused, sending the same difference again would keep the previous,
+        // possibly more open, policy for good: send the whole replacement instead, once.
+        syslog(LOG_WARNING, "nftables refused the change (%s); sending the whole ruleset", ans->error.c_str());
+        auto whole = replace(r);
+        if (whole) return whole;
+        return Error{"nftables refused the change (" + ans->error + "), and the whole replacement: " +
+                     whole.error().str()};
+    }
     st.loaded = r;
     st.generation = next_generation(st.generation);
     if (added)
