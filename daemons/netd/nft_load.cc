@@ -481,7 +481,7 @@ Result<Ok> dump(mnl_socket* nl, nlmsghdr* req, mnl_cb_t cb, void* data) {
         if (n < 0) return Error{"nftables: reading the answer: " + std::string(std::strerror(errno))};
         int rc = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, cb, data);
         if (rc == MNL_CB_STOP) return Ok{};
-        if (rc < 0) return Error{"nftables: reading the answer: " + std::string(std::strerror(errno))};
+        if (rc < 0) return Error{"nftables: reading the answer", errno};   // ENOENT: no such table
     }
 }
 
@@ -895,7 +895,7 @@ namespace {
 
 Result<std::map<std::string, DropCount>> drop_counts(mnl_socket* nl) {
     // A dump of the rules of netd's filter table only (the kernel filters by table).
-    std::vector<char> buf(1 << 16);
+    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
     uint32_t seq = static_cast<uint32_t>(time(nullptr));
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
     RulePtr filter(nftnl_rule_alloc());
@@ -903,23 +903,11 @@ Result<std::map<std::string, DropCount>> drop_counts(mnl_socket* nl) {
     nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, kFilterTable);
     nftnl_rule_set_u32(filter.get(), NFTNL_RULE_FAMILY, NFPROTO_INET);
     nftnl_rule_nlmsg_build_payload(nlh, filter.get());
-    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-        return Error{"nftables: asking for the rules: " + std::string(std::strerror(errno))};
-    uint32_t portid = mnl_socket_get_portid(nl);
     std::map<std::string, DropCount> out;
-    for (;;) {
-        pollfd p{mnl_socket_get_fd(nl), POLLIN, 0};
-        int pr = poll(&p, 1, 5000);
-        if (pr == 0) return Error{"nftables: no answer from the kernel within 5 s"};
-        if (pr < 0) return Error{"nftables: poll: " + std::string(std::strerror(errno))};
-        ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
-        if (n < 0) return Error{"nftables: reading the rules: " + std::string(std::strerror(errno))};
-        int rc = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, add_rule_drops, &out);
-        if (rc == MNL_CB_STOP) break;   // the end of the dump
-        if (rc < 0) {
-            if (errno == ENOENT) return std::map<std::string, DropCount>{};   // no table (yet)
-            return Error{"nftables: reading the rules: " + std::string(std::strerror(errno))};
-        }
+    auto r = dump(nl, nlh, add_rule_drops, &out);
+    if (!r) {
+        if (r.error().err == ENOENT) return std::map<std::string, DropCount>{};   // no table (yet)
+        return r.error();
     }
     return out;
 }
