@@ -622,8 +622,10 @@ struct RulesetLoader::State {
     std::optional<Ruleset> loaded;
     uint32_t generation = 0;
     std::optional<std::map<std::pair<std::string, std::string>, std::vector<uint64_t>>> handles;
-    // The kernel refused the flowtable (built without NF_FLOW_TABLE): rulesets go without it.
-    bool no_flowtable = false;
+    // The flowtable the kernel refused (a kernel without NF_FLOW_TABLE, or a device that went
+    // away between the check and the load: the answer, ENOENT, is the same): rulesets wanting
+    // that same flowtable go without it. One on other devices is tried again.
+    std::optional<Flowtable> refused_flowtable;
 
     void forget() {
         nl.reset();
@@ -650,13 +652,25 @@ bool has_flowtable(const Ruleset& r) {
     return std::any_of(r.tables.begin(), r.tables.end(), [](auto& t) { return t.flowtable.has_value(); });
 }
 
+const Flowtable* first_flowtable(const Ruleset& r) {
+    for (auto& t : r.tables)
+        if (t.flowtable) return &*t.flowtable;
+    return nullptr;
+}
+
+// Whether want's flowtable is the one the kernel refused before.
+bool refused_before(const std::optional<Flowtable>& refused, const Ruleset& want) {
+    const Flowtable* f = first_flowtable(want);
+    return refused && f && *f == *refused;
+}
+
 }  // namespace
 
 RulesetLoader::RulesetLoader() : s_(std::make_unique<State>()) {}
 RulesetLoader::~RulesetLoader() = default;
 
 Result<LoadStats> RulesetLoader::replace(const Ruleset& want) {
-    const Ruleset& r = s_->no_flowtable && has_flowtable(want) ? without_flowtable(want) : want;
+    const Ruleset& r = refused_before(s_->refused_flowtable, want) ? without_flowtable(want) : want;
     s_->loaded.reset();
     s_->handles.reset();
     if (!s_->nl) s_->nl = open_socket();
@@ -678,8 +692,11 @@ Result<LoadStats> RulesetLoader::replace(const Ruleset& want) {
         if (ans->refused == ERESTART && attempt < 3) continue;   // someone else committed meanwhile
         // A kernel without flowtables: the policy without the fast path, rather than none.
         if (ans->refused && has_flowtable(r) && ans->error.rfind("flowtable ", 0) == 0) {
-            syslog(LOG_WARNING, "nftables: %s: the kernel has no flowtables; the ruleset goes without", ans->error.c_str());
-            s_->no_flowtable = true;
+            syslog(LOG_WARNING,
+                   "nftables: %s: the kernel refused the flowtable (no flowtables in this kernel, or a device "
+                   "missing); the ruleset goes without, until its devices change",
+                   ans->error.c_str());
+            s_->refused_flowtable = *first_flowtable(r);
             return replace(r);
         }
         if (ans->refused) return Error{"nftables refused the ruleset (nothing changed): " + ans->error};
@@ -693,7 +710,7 @@ Result<LoadStats> RulesetLoader::replace(const Ruleset& want) {
 
 Result<LoadStats> RulesetLoader::apply(const Ruleset& want) {
     auto& st = *s_;
-    if (st.no_flowtable && has_flowtable(want)) return apply(without_flowtable(want));
+    if (refused_before(st.refused_flowtable, want)) return apply(without_flowtable(want));
     const Ruleset& r = want;
     if (!st.nl || !st.loaded || !same_frame(*st.loaded, r)) return replace(r);
     const Ruleset& old = *st.loaded;
