@@ -360,8 +360,8 @@ def stat_time(text):
 
 
 def router_clock(lan, key, router):
-    """Over one SSH session to the router (at address router: the client has no IPv4 address
-    yet, so the RAs' link-local source): its realtime between two uptime reads, then the
+    """Over one SSH session to the router (at its IPv6 address on the segment: the client has
+    no IPv4 address yet): its realtime between two uptime reads, then the
     router's uptime against the host's monotonic clock (the exchange with the shortest round
     trip); and netd's own figures for its start (the firewall load, the first transition).
     Returns (router realtime minus uptime, host clock minus router uptime, half the round trip,
@@ -375,7 +375,7 @@ def router_clock(lan, key, router):
     while time.monotonic() < end:
         p = subprocess.Popen(["ip", "netns", "exec", lan, "ssh", "-i", key, "-o", "StrictHostKeyChecking=no",
                               "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
-                              f"root@{router}%eth0", remote], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              f"root@{router}", remote], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True, bufsize=1)
         first = p.stdout.readline().split()
         if len(first) >= 5 and first[0] == "clock":
@@ -428,7 +428,7 @@ def boot_phases(con, watcher, lan, key):
     ra = [ln.split() for ln in lines if ln.startswith("ra ")]
     addr = [ln.split() for ln in lines if ln.startswith("address ")]
     tent = [ln.split() for ln in lines if ln.startswith("tentative ")]
-    clock = router_clock(lan, key, ra[0][2]) if ra else None
+    clock = router_clock(lan, key, SEGMENTS[0][4] + ":1") if addr else None
     missing = [k for k, v in found.items() if not v] + (["first RA"] if not ra else []) + \
         (["client address"] if not addr else []) + (["router clock over SSH"] if not clock else [])
     if not check("boot-phase table: every phase from xl create to the client's SLAAC address was seen",
