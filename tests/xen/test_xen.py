@@ -20,8 +20,10 @@ dom0 (Debian's, with its libxl driver alone, running beside xl since dom0's star
 start` boots the router on the same data disk, the main segment's client gets a DHCPv4 lease
 from it, and `virsh shutdown` stops it cleanly: libvirt says shut off and Xen has no router
 domain left. Also: the libvirt XML validates with virt-xml-validate. Figures: xl create ->
-router ready (guest uptime, wall clock), each upgrade's steps, virsh start -> ready, virsh
-shutdown -> shut off, dom0 and domU memory.
+router ready (guest uptime, wall clock); the boot-phase table of the first xl create (toolstack,
+kernel, rcS, netd, first RA, the main segment's client holding its SLAAC address: see
+boot_phases; it fails only when a phase is missing, never on timings); each upgrade's steps,
+virsh start -> ready, virsh shutdown -> shut off, dom0 and domU memory.
 
 usage: test_xen.py OUT_DIR
 """
