@@ -27,6 +27,15 @@ void add_lan(DesiredState& d, const LanConfig& lan, const std::string& link, con
     for (auto& p : lan.ipv6_prefixes) d.addresses.insert({link, IpCidr::v6(p.with_host(1), p.len)});
     // The router does not autoconfigure itself from RAs on its own LAN.
     d.sysctls[accept_ra_key(link)] = "0";
+    // No duplicate address detection for the router's link-local address either (its other
+    // addresses on the segment are added without it, IFA_F_NODAD): radvd cannot send an RA
+    // from a tentative address, and DAD (a random wait of up to 1 s, then 1 s for the probe)
+    // then radvd's retry kept the first RA 4.4 s after "router ready" in the Xen test, with
+    // every client on the segment waiting for it. The link-local address comes from the NIC's
+    // MAC, which the host gives each instance: a duplicate would break the segment anyway.
+    // Set before the link comes up (reconcile: sysctls, then links).
+    d.sysctls["net/ipv6/conf/" + link + "/dad_transmits"] = "0";
+    d.sysctls["net/ipv6/conf/" + link + "/router_solicitation_delay"] = "0";
 }
 
 std::vector<std::string> lan_ipv6_addresses(const LanConfig& lan) {

@@ -10,7 +10,8 @@ void RecordingKernel::add_link(const std::string& name, const std::string& mac, 
     l.mtu = mtu;
     link_list.push_back(l);
     // The per-link IPv6 values netd may set, with the kernel's defaults.
-    for (auto [k, v] : {std::pair{"accept_ra", "1"}, {"accept_ra_defrtr", "1"}, {"accept_ra_pinfo", "1"}, {"autoconf", "1"}, {"addr_gen_mode", "0"}})
+    for (auto [k, v] : {std::pair{"accept_ra", "1"}, {"accept_ra_defrtr", "1"}, {"accept_ra_pinfo", "1"}, {"autoconf", "1"}, {"addr_gen_mode", "0"},
+                          {"dad_transmits", "1"}, {"router_solicitation_delay", "1"}})
         sysctls["net/ipv6/conf/" + name + "/" + k] = v;
 }
 

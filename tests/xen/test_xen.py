@@ -20,11 +20,14 @@ dom0 (Debian's, with its libxl driver alone, running beside xl since dom0's star
 start` boots the router on the same data disk, the main segment's client gets a DHCPv4 lease
 from it, and `virsh shutdown` stops it cleanly: libvirt says shut off and Xen has no router
 domain left. Also: the libvirt XML validates with virt-xml-validate. Figures: xl create ->
-router ready (guest uptime, wall clock), each upgrade's steps, virsh start -> ready, virsh
-shutdown -> shut off, dom0 and domU memory.
+router ready (guest uptime, wall clock); the boot-phase table of the first xl create (toolstack,
+kernel, rcS, netd, first RA, the main segment's client holding its SLAAC address: see
+boot_phases; it fails only when a phase is missing, never on timings); each upgrade's steps,
+virsh start -> ready, virsh shutdown -> shut off, dom0 and domU memory.
 
 usage: test_xen.py OUT_DIR
 """
+import calendar
 import os
 import re
 import shutil
@@ -278,6 +281,211 @@ def test_libvirt(con, lan, bb):
         print(f"      figures: virsh shutdown -> shut off: {float(m.group(2)) - float(m.group(3)):.1f} s")
 
 
+# The boot-phase table (issue 14): where the time goes from `xl create` to the first LAN client
+# holding a SLAAC address. Three clocks, each event read where it happens:
+#   - dom0's uptime: xl create issued and returned (dom0-init's markers; its xl-step lines name
+#     the toolstack's slow steps);
+#   - the router's uptime: its kernel starts at 0 (Xen PV: the kernel's clock starts in
+#     xen_start_kernel), init from the kernel's printk time, rcS and netd from their own lines;
+#   - the host's monotonic clock: the first RA and the client's address, seen by a watcher in the
+#     client's namespace (a raw ICMPv6 socket for RAs; rtnetlink address events, the address
+#     read from /proc/net/if_inet6 for its tentative flag).
+# dom0 and the router both take their realtime clock from Xen's wallclock and system time:
+# each samples realtime between two uptime reads (dom0-init at xl create; the router over SSH),
+# which puts dom0's uptime on the router's. The host's clock goes on the router's through the
+# same SSH session: the router's uptime read in answer to a line from the host, the exchange
+# with the shortest round trip kept (error: half of it).
+# The table's clock is the router's uptime, shown as seconds after xl create.
+WATCHER = r"""
+import os, select, socket, struct, sys, time
+want = sys.argv[1]  # the /64 as if_inet6 writes it: 16 hex digits
+ra = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+filt = [0xffffffff] * 8
+filt[134 >> 5] &= ~(1 << (134 & 31))  # ICMP6_FILTER: router advertisements only
+ra.setsockopt(socket.IPPROTO_ICMPV6, 1, struct.pack("=8I", *filt))
+nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+nl.bind((0, 0x100))  # RTMGRP_IPV6_IFADDR
+print("watching", flush=True)
+seen, ras = set(), 0
+while True:
+    r, _, _ = select.select([ra, nl], [], [], 1.0)
+    now = time.monotonic()
+    if ra in r:
+        data, src = ra.recvfrom(2048)
+        ras += 1
+        if ras <= 3:
+            print(f"ra {now:.3f} {src[0]}", flush=True)
+    if nl in r:
+        nl.recv(65536)
+    for line in open("/proc/net/if_inet6"):
+        a, _, _, _, flags, dev = line.split()
+        if dev == "eth0" and a.startswith(want):
+            addr = ":".join(a[i:i + 4] for i in range(0, 32, 4))
+            f = int(flags, 16)
+            if f & 0x40 and "t" + a not in seen:
+                seen.add("t" + a)
+                print(f"tentative {now:.3f} {addr}", flush=True)
+            elif not f & 0x48:
+                print(f"address {now:.3f} {addr}", flush=True)
+                sys.exit(0)
+"""
+
+
+class BootWatcher:
+    """The client side of the boot-phase table: started in the client's namespace before QEMU,
+    its lines (first RAs, the address tentative, then not) kept with nothing else to do."""
+
+    def __init__(self, ns, prefix):
+        hexp = "".join(f"{int(g, 16):04x}" for g in prefix.rstrip(":").split(":"))
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", WATCHER, hexp],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        import threading
+        self.t = threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")),
+                                  daemon=True)
+        self.t.start()
+
+    def wait(self, timeout):
+        self.t.join(timeout)
+        return self.lines
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def stat_time(text):
+    """Seconds since the epoch from BusyBox stat's %y ("2026-11-25 03:13:35.861744606", UTC)."""
+    whole, frac = text.split(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%d %H:%M:%S")) + float("0." + frac)
+
+
+def router_clock(lan, key, router):
+    """Over one SSH session to the router (at its IPv6 address on the segment: the client has
+    no IPv4 address yet): its realtime between two uptime reads, then the
+    router's uptime against the host's monotonic clock (the exchange with the shortest round
+    trip); and netd's own figures for its start (the firewall load, the first transition).
+    Returns (router realtime minus uptime, host clock minus router uptime, half the round trip,
+    netd's figures), or None."""
+    remote = ("read u1 x < /proc/uptime; touch /tmp/.clock; c=$(stat -c %y /tmp/.clock); "
+              "read u2 x < /proc/uptime; echo \"clock $u1 $u2 $c\"; "
+              "netctl firewall 2>&1 | head -n 1 | sed 's/^/note firewall /'; "
+              "logread | grep -m 1 'netd.*configuration .* applied' | sed 's/^.*applied: /note transition /'; "
+              "echo end; while read l; do read u x < /proc/uptime; echo \"up $u\"; done")
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        p = subprocess.Popen(["ip", "netns", "exec", lan, "ssh", "-i", key, "-o", "StrictHostKeyChecking=no",
+                              "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=20",
+                              f"root@{router}", remote], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        first = p.stdout.readline().split()
+        if len(first) >= 5 and first[0] == "clock":
+            break
+        p.kill()
+        p.wait()
+        time.sleep(1)
+    else:
+        return None
+    notes = []
+    try:
+        for line in iter(p.stdout.readline, ""):
+            if line.strip() == "end":
+                break
+            notes.append(line.strip()[5:])
+        u1, u2 = float(first[1]), float(first[2])
+        rt = stat_time(first[3] + " " + first[4])
+        best = None
+        for _ in range(8):
+            t1 = time.monotonic()
+            p.stdin.write("\n")
+            p.stdin.flush()
+            line = p.stdout.readline().split()
+            t2 = time.monotonic()
+            if len(line) == 2 and line[0] == "up" and (best is None or t2 - t1 < best[1] - best[0]):
+                best = (t1, t2, float(line[1]))
+    finally:
+        p.kill()
+        p.wait()
+    if best is None:
+        return None
+    return rt - (u1 + u2) / 2, (best[0] + best[1]) / 2 - best[2], (best[1] - best[0]) / 2, notes
+
+
+def boot_phases(con, watcher, lan, key):
+    """Prints the boot-phase table of the first xl create; fails only when a phase is missing."""
+    began = time.monotonic()
+    buf = con.buf
+    num = r"([\d.]+)"
+    found = {
+        "dom0 clock": re.search(r"DOM0: clock: uptime ([\d.]+) \.\. ([\d.]+) s, realtime (\S+ \S+)", buf),
+        "xl create": re.search(r"DOM0: xl create at uptime " + num, buf),
+        "xl returned": re.search(r"DOM0: xl create returned at uptime " + num, buf),
+        "kernel": re.search(r"ROUTER: \[dom0 [\d.]+\] \[\s*0\.000000\] Linux version", buf),
+        "init": re.search(r"ROUTER: \[dom0 [\d.]+\] \[\s*([\d.]+)\] Run /sbin/init as init process", buf),
+        "rcS start": re.search(r"ROUTER: .*rcS: init started at uptime " + num, buf),
+        "rcS end": re.search(r"ROUTER: .*rcS: done at uptime " + num, buf),
+        "netd ready": re.search(r"ROUTER: .*netd: router ready at uptime ([\d.]+) s \(services started (\d+) ms", buf),
+    }
+    lines = watcher.wait(90)
+    ra = [ln.split() for ln in lines if ln.startswith("ra ")]
+    addr = [ln.split() for ln in lines if ln.startswith("address ")]
+    tent = [ln.split() for ln in lines if ln.startswith("tentative ")]
+    clock = router_clock(lan, key, SEGMENTS[0][4] + ":1") if addr else None
+    missing = [k for k, v in found.items() if not v] + (["first RA"] if not ra else []) + \
+        (["client address"] if not addr else []) + (["router clock over SSH"] if not clock else [])
+    if not check("boot-phase table: every phase from xl create to the client's SLAAC address was seen",
+                 not missing, f"missing: {', '.join(missing)}; watcher: {lines[-5:]}"):
+        return
+    f = found
+    d0 = f["dom0 clock"]
+    d0_rt = stat_time(d0.group(3))
+    dom0_off = d0_rt - (float(d0.group(1)) + float(d0.group(2))) / 2   # dom0 realtime - dom0 uptime
+    boot_rt, host_off, host_err, netd_notes = clock                                # router realtime - uptime, ...
+    on_router = lambda dom0_up: dom0_up + dom0_off - boot_rt            # dom0 uptime -> router uptime
+    created = on_router(float(f["xl create"].group(1)))
+    returned = on_router(float(f["xl returned"].group(1)))
+    ready, services_ms = float(f["netd ready"].group(1)), int(f["netd ready"].group(2))
+    netd_start = ready - services_ms / 1000
+    first_ra = float(ra[0][1]) - host_off
+    address = float(addr[0][1]) - host_off
+    rows = [
+        ("hypervisor/toolstack", "xl create issued -> router kernel starts", created, 0.0),
+        ("kernel", "kernel start -> init runs (printk)", 0.0, float(f["init"].group(1))),
+        ("init -> rcS", "init runs -> rcS's first line", float(f["init"].group(1)), float(f["rcS start"].group(1))),
+        ("rcS", "rcS start -> rcS done", float(f["rcS start"].group(1)), float(f["rcS end"].group(1))),
+        ("init -> netd", "rcS done -> netd started", float(f["rcS end"].group(1)), netd_start),
+        ("netd", "netd started -> router ready", netd_start, ready),
+        ("radvd", "router ready -> first RA on the client's link", ready, first_ra),
+        ("client", "first RA -> SLAAC address not tentative", first_ra, address),
+    ]
+    print("      boot phases of the first xl create (seconds after xl create; TCG, xl -vvv):")
+    print(f"      {'phase':22} {'from -> to':48} {'start':>7} {'end':>7} {'took':>7}")
+    for name, what, a, b in rows:
+        print(f"      {name:22} {what:48} {a - created:7.2f} {b - created:7.2f} {b - a:7.2f}")
+    print(f"      {'total':22} {'xl create -> client address':48} {0:7.2f} {address - created:7.2f} "
+          f"{address - created:7.2f}")
+    print(f"      notes: xl create returned at {returned - created:.2f} s; first RA from {ra[0][2]}"
+          + (f", the address tentative at {float(tent[0][1]) - host_off - created:.2f} s" if tent else "")
+          + f" ({addr[0][2]}); host clock on the router's within +-{host_err * 1000:.0f} ms (SSH round trip)")
+    # The clocks agree if no console line reached dom0 before the router printed it.
+    lat = []
+    for m in re.finditer(r"ROUTER: \[dom0 ([\d.]+)\] (?:\[\s*([\d.]+)\] |.*(?:init started|done) at uptime ([\d.]+) s)",
+                         buf):
+        u = m.group(2) or m.group(3)
+        if u and float(u) > 0:
+            lat.append(float(m.group(1)) - (float(u) + boot_rt - dom0_off))
+    if lat:
+        print(f"      clocks: router console lines reached dom0 {min(lat):.2f} s or more after they were printed"
+              + (" (NEGATIVE: dom0's and the router's realtime clocks disagree; the toolstack row is off)"
+                 if min(lat) < -0.2 else ""))
+    for n in netd_notes:
+        print(f"      netd: {n}")
+    for m in re.findall(r"DOM0: xl-step: (.*)", buf)[:12]:
+        print(f"      toolstack step (s after xl create): {m}")
+    print(f"      (the table cost the test {time.monotonic() - began:.1f} s: the client's address, one SSH session)")
+
+
 def main():
     out = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="xen-test-")
@@ -357,6 +565,7 @@ def main():
         "-netdev", "tap,id=wan,ifname=tap-wan,script=no,downscript=no", "-device", "e1000,netdev=wan",
         "-netdev", "tap,id=lan,ifname=tap-lan,script=no,downscript=no", "-device", "e1000,netdev=lan",
         "-netdev", "tap,id=lan2,ifname=tap-lan2,script=no,downscript=no", "-device", "e1000,netdev=lan2"]
+    boot = BootWatcher(lab.lan, SEGMENTS[0][4])  # the boot-phase table's client side
     t0 = time.monotonic()
     qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     con = Serial(qemu, os.path.join(out, "xen-console.log"))
@@ -384,6 +593,8 @@ def main():
         if r and create_up is not None:
             print(f"      figures: xl create -> router ready: guest uptime {r.group(2)} s, "
                   f"{float(r.group(1)) - create_up:.1f} s wall clock (dom0's clock, TCG)")
+        if r:
+            boot_phases(con, boot, lab.lan, os.path.join(out, "admin_key"))
         check("the guest booted as a Xen PV guest (hvc0 console, xen-netfront/blkfront)",
               con.expect(r"ROUTER: .*Booting kernel on Xen", 5) and con.expect(r"ROUTER: .*blkfront: xvd", 5),
               con.buf[-3000:])
@@ -453,6 +664,7 @@ def main():
         if qemu.poll() is None:
             qemu.kill()
         isp.kill()
+        boot.stop()
         lab.destroy()
         del_ns(guest)
         shutil.rmtree(work, ignore_errors=True)
