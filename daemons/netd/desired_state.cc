@@ -108,9 +108,10 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
     // The firewall is loaded before anything else; forwarding only with it.
     auto fw_in = firewall_inputs(ec, lan_ifs, wan->name);
     fw_in.dhcpv6_client = f6.dhcp6_client;
-    // The flowtable on the links that exist before netd: the WAN and the segments' NICs. Not the
-    // links netd makes (a segment's VLAN link, the sit device): the ruleset is loaded before
-    // them, and a flowtable cannot name a missing device.
+    // The flowtable: the WAN and the segments' NICs, and the sit device while there is a tunnel
+    // (the way back of every connection through it comes in there). The sit device does not
+    // exist yet when the ruleset is first loaded: the reconciler loads the flowtable without it,
+    // then with it once it is made (flowtable_on). Not yet: a segment's VLAN link.
     if (c.firewall.flow_offload) {
         std::vector<std::string> devs = {wan->name};
         for (auto& l : c.lans)
@@ -118,6 +119,7 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
         for (auto& dev : devs)
             if (std::any_of(links.begin(), links.end(), [&](const LinkInfo& l) { return l.name == dev; }))
                 fw_in.flow_devices.push_back(dev);
+        if (d.sit) fw_in.flow_devices.push_back(kTunnelIf);
     }
     d.ruleset = build_ruleset(fw_in);
     d.ruleset_text = render_nft(d.ruleset);

@@ -797,6 +797,28 @@ std::map<std::string, DropCount> zero_drop_counts(const nft::Ruleset& r) {
     return out;
 }
 
+nft::Ruleset without_flowtable(nft::Ruleset r) {
+    for (auto& t : r.tables) {
+        t.flowtable.reset();
+        for (auto& c : t.chains)
+            std::erase_if(c.rules, [](const nft::Rule& x) {
+                return std::any_of(x.exprs.begin(), x.exprs.end(),
+                                   [](auto& e) { return e.kind == nft::Expr::Kind::flow_add; });
+            });
+    }
+    return r;
+}
+
+nft::Ruleset flowtable_on(nft::Ruleset r, const std::set<std::string>& present) {
+    bool none_left = false;
+    for (auto& t : r.tables)
+        if (t.flowtable) {
+            std::erase_if(t.flowtable->devices, [&](const std::string& d) { return !present.count(d); });
+            none_left = none_left || t.flowtable->devices.empty();
+        }
+    return none_left ? without_flowtable(std::move(r)) : r;
+}
+
 std::string render_nft(const nft::Ruleset& r) {
     std::ostringstream o;
     o << "# netd's ruleset: replaces netd's tables in one transaction.\n";

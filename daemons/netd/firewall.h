@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -155,9 +156,9 @@ struct FirewallInputs {
     bool ssh_wan = false;                   // SSH also from WAN and tunnel (rate-limited)
     bool dhcpv6_client = false;             // native IPv6: DHCPv6 replies to dhcpcd on WAN
     bool ntp_server = true;                 // [ntp] serve_lan: guests reach NTP too
-    // The flowtable's devices (fw.flow_offload): the WAN and the segments' NICs, those that exist
-    // (a flowtable cannot name a missing device, so not the links netd makes after loading the
-    // ruleset: VLAN links, the sit device). None: no flowtable.
+    // The flowtable's devices (fw.flow_offload): the links forwarded between, the sit device
+    // included while there is a tunnel. None: no flowtable. A flowtable cannot name a device
+    // that does not exist yet: see flowtable_on().
     std::vector<std::string> flow_devices;
     FirewallConfig fw;
 };
@@ -172,6 +173,14 @@ inline constexpr const char* kFilterTable = "netd";      // inet: filter, MSS cl
 inline constexpr const char* kNatTable = "netd_nat";     // ip: NAT44
 
 nft::Ruleset build_ruleset(const FirewallInputs& in);
+
+// The ruleset without its flowtable and the rules that offload to it.
+nft::Ruleset without_flowtable(nft::Ruleset r);
+// The ruleset as the kernel takes it while only the links `present` exist: its flowtable on
+// those of its devices that are present (the kernel refuses a flowtable naming a missing one),
+// or none at all when none is. The reconciler loads this before it makes the sit device, and
+// the whole ruleset once the device is there.
+nft::Ruleset flowtable_on(nft::Ruleset r, const std::set<std::string>& present);
 
 // nft syntax. The text starts by adding and deleting netd's tables, so `nft -f` of it replaces
 // them in one transaction, as load_ruleset does.

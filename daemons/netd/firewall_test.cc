@@ -329,5 +329,22 @@ TEST(Firewall, FlowtableOffloadsOnlyWhatTheForwardChainAccepts) {
     EXPECT_TRUE(load("full.conf").firewall.flow_offload);
 }
 
+// flowtable_on: the flowtable on the devices present only; none present, no flowtable nor the
+// rule that fills it (what the kernel takes before the sit device is made).
+TEST(Firewall, FlowtableOnThePresentDevicesOnly) {
+    auto in = firewall_inputs(load("full.conf"), {{"lan", "eth1"}}, "eth0");
+    in.flow_devices = {"eth0", "eth1", "sit6in4"};
+    auto rs = build_ruleset(in);
+    auto now = flowtable_on(rs, {"eth0", "eth1", "lo"});
+    ASSERT_TRUE(now.tables[0].flowtable);
+    EXPECT_EQ(now.tables[0].flowtable->devices, (std::vector<std::string>{"eth0", "eth1"}));
+    EXPECT_NE(render_nft(now).find("flow add @ft"), std::string::npos);
+    EXPECT_EQ(render_nft(flowtable_on(rs, {"eth0", "eth1", "sit6in4"})), render_nft(rs));
+    auto none = flowtable_on(rs, {"lo"});
+    EXPECT_FALSE(none.tables[0].flowtable);
+    EXPECT_EQ(render_nft(none).find("flow add"), std::string::npos);
+    EXPECT_EQ(render_nft(none), render_nft(without_flowtable(rs)));
+}
+
 }  // namespace
 }  // namespace netd

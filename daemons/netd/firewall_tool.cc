@@ -60,12 +60,13 @@ std::optional<netd::FirewallInputs> inputs(const std::string& path, const std::s
             return std::nullopt;
         }
     }
-    // As desired_state: the flowtable on the WAN and the segments' NICs (not VLAN links), those
-    // that exist.
+    // As desired_state: the flowtable on the WAN and the segments' NICs (not VLAN links) and the
+    // tunnel's sit device, those that exist here.
     if (in.fw.flow_offload) {
         std::vector<std::string> devs = {wan};
         for (auto& l : c.lans)
             if (!l.vlan) devs.push_back(lan_ifs[l.name]);
+        if (!in.tunnel_if.empty()) devs.push_back(in.tunnel_if);
         for (auto& d : devs)
             if (if_nametoindex(d.c_str()) != 0) in.flow_devices.push_back(d);
     }

@@ -636,18 +636,6 @@ struct RulesetLoader::State {
 
 namespace {
 
-// The ruleset without its flowtable and the rules that offload to it.
-Ruleset without_flowtable(Ruleset r) {
-    for (auto& t : r.tables) {
-        t.flowtable.reset();
-        for (auto& c : t.chains)
-            std::erase_if(c.rules, [](const Rule& x) {
-                return std::any_of(x.exprs.begin(), x.exprs.end(), [](auto& e) { return e.kind == Expr::Kind::flow_add; });
-            });
-    }
-    return r;
-}
-
 bool has_flowtable(const Ruleset& r) {
     return std::any_of(r.tables.begin(), r.tables.end(), [](auto& t) { return t.flowtable.has_value(); });
 }

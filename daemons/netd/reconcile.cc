@@ -84,12 +84,13 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         return st;
     };
 
-    // 1 The firewall, before anything that could let a packet through.
-    if (!want.ruleset_text.empty() && want.ruleset_text != loaded_ruleset_) {
+    // Loads a ruleset (text: its render_nft) unless it is the one loaded.
+    auto load = [&](const nft::Ruleset& rs, const std::string& text, const std::string& what) -> Status {
+        if (text.empty() || text == loaded_ruleset_) return Ok{};
         // The load starts the drop counters over: what the ruleset it replaces counted is kept.
         auto drops = kernel_.firewall_drops();
         auto t0 = std::chrono::steady_clock::now();
-        auto r = kernel_.load_ruleset(want.ruleset);
+        auto r = kernel_.load_ruleset(rs);
         if (!r) return Error{"firewall: " + r.error().str()};
         // A whole replacement starts every counter over; a change just of what changed keeps
         // the counters of the rules that stay, and what goes is what the deleted rules counted.
@@ -103,13 +104,35 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         } else if (drops) {
             for (auto& [chain, n] : *drops) retired_drops_[chain] += n;
         }
-        loaded_ruleset_ = want.ruleset_text;
+        loaded_ruleset_ = text;
         ruleset_load_ = RulesetLoad{r->messages, r->bytes,
                                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};
-        applied.kernel.push_back("nft load");
-    }
+        applied.kernel.push_back(what);
+        return Ok{};
+    };
 
     auto links = kernel_.links();
+    if (!links) return links.error();
+
+    // 1 The firewall, before anything that could let a packet through; its flowtable on the
+    // devices that exist now (the rest, the sit device, in 7b).
+    {
+        std::set<std::string> present;
+        for (auto& l : *links) present.insert(l.name);
+        bool missing = false;
+        for (auto& t : want.ruleset.tables)
+            if (t.flowtable)
+                for (auto& dev : t.flowtable->devices) missing = missing || !present.count(dev);
+        Status st = Ok{};
+        if (missing) {
+            nft::Ruleset now = flowtable_on(want.ruleset, present);
+            st = load(now, render_nft(now), "nft load");
+        } else {
+            st = load(want.ruleset, want.ruleset_text, "nft load");
+        }
+        if (!st) return st;
+    }
+    links = kernel_.links();
     if (!links) return links.error();
     auto find = [&](const std::string& name) -> const LinkInfo* {
         for (auto& l : *links)
@@ -260,7 +283,9 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         for (auto it = owned_addrs_.begin(); it != owned_addrs_.end();)
             it = it->link == kTunnelIf ? owned_addrs_.erase(it) : std::next(it);
     }
-    return Ok{};
+
+    // 7b The whole ruleset, when 1 left devices out of its flowtable that exist now.
+    return load(want.ruleset, want.ruleset_text, "nft load");
 }
 
 Status Reconciler::converge_services(const DesiredState& want, Applied& applied) {

@@ -1,14 +1,16 @@
 // The reconciler: makes the kernel and the supervisor hold a DesiredState by reading back
 // what is there (only what netd owns) and applying the difference, the firewall first:
 //
-//   1 the nftables ruleset (one transaction), when its text changed
+//   1 the nftables ruleset (one transaction), when its text changed; its flowtable on the
+//     devices that exist (a flowtable cannot name a missing one)
 //   2 sysctls (forwarding only after the firewall)
 //   3 the sit device (created or changed in place)
 //   4 links: MTU, up
 //   5 routes and addresses: unwanted routes, unwanted addresses, new addresses, new routes
 //   6 links netd no longer manages: down if netd brought them up, MTU back to what netd
 //     found (their sysctls went back in 2)
-//   7 the sit device, when no longer wanted
+//   7 the sit device, when no longer wanted; then the whole ruleset, if 1 left the sit device
+//     out of its flowtable (one more transaction, the flowtable made anew)
 //   8 generated files, then services: started, restarted when their command line or
 //     config file changed, stopped when no longer wanted
 //

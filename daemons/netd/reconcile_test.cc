@@ -169,6 +169,35 @@ TEST(Reconcile, TunnelMtuAndRemoteChangedInPlace) {
         << "protocol 41 is accepted from the new peer only; the device changes in place";
 }
 
+// The flowtable names the sit device too, but the kernel refuses a flowtable naming a device
+// that is not there: the first load leaves it out, the last one (after the device is made) has
+// it. A restarted netd, with the device there, loads once; without the tunnel it goes first.
+TEST(Reconcile, SitDeviceJoinsTheFlowtableOnceMade) {
+    Router r;
+    const std::string with_sit = R"(devices = { "eth0", "eth1", "sit6in4" })";
+    auto ops = r.go(std::string(kBaseConfig) + kTunnelHe, wan_lease());
+    ASSERT_GE(ops.size(), 3u);
+    EXPECT_EQ(ops.front(), "nft load");
+    EXPECT_EQ(ops.back(), "nft load") << "the whole ruleset once the sit device is there";
+    EXPECT_EQ(std::count(ops.begin(), ops.end(), "nft load"), 2);
+    EXPECT_LT(std::find(ops.begin(), ops.end(), "nft load") - ops.begin(),
+              std::find_if(ops.begin(), ops.end(), [](auto& o) { return o.rfind("sit ", 0) == 0; }) - ops.begin());
+    EXPECT_NE(r.kernel.ruleset_text.find(with_sit), std::string::npos) << r.kernel.ruleset_text;
+    EXPECT_EQ(r.kernel.ruleset_text, r.current->ruleset_text) << "the kernel holds the desired ruleset";
+
+    // netd restarted: the device is there, one load of the whole ruleset.
+    r.rec = std::make_unique<Reconciler>(r.kernel, r.services, r.run + "/owned.json");
+    EXPECT_EQ(r.go(std::string(kBaseConfig) + kTunnelHe, wan_lease()), (std::vector<std::string>{"nft load"}));
+    EXPECT_NE(r.kernel.ruleset_text.find(with_sit), std::string::npos);
+
+    // No tunnel: the flowtable without the device first, then the device goes; no second load.
+    ops = r.go(kBaseConfig, wan_lease());
+    EXPECT_EQ(ops.front(), "nft load");
+    EXPECT_EQ(std::count(ops.begin(), ops.end(), "nft load"), 1);
+    EXPECT_NE(std::find(ops.begin(), ops.end(), "link del sit6in4"), ops.end());
+    EXPECT_NE(r.kernel.ruleset_text.find(R"(devices = { "eth0", "eth1" })"), std::string::npos) << r.kernel.ruleset_text;
+}
+
 TEST(Reconcile, WanAddressFollowsTheLease) {
     Router r;
     r.go(kBaseConfig, wan_lease());
