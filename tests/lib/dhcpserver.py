@@ -63,10 +63,13 @@ def encode_options(opts):
 
 
 class DhcpServer:
-    def __init__(self, ifname, server_ip, offer_ip, options, nak_others=False, log=None):
+    def __init__(self, ifname, server_ip, offer_ip, options, nak_others=False, log=None, offer_by_mac=None):
         self.ifname = ifname
         self.server_ip = server_ip
         self.offer_ip = offer_ip
+        # {"52:54:00:..": "203.0.113.11"}: the address for that client (several routers on one
+        # ISP link, each its own); every other client gets offer_ip.
+        self.offer_by_mac = {m.lower(): a for m, a in (offer_by_mac or {}).items()}
         self.options = options          # {code: bytes}, sent in OFFER and ACK
         self.nak_others = nak_others  # NAK a REQUEST for any other address
         self.log = log or (lambda m: print(m, flush=True))
@@ -108,19 +111,20 @@ class DhcpServer:
             mtype = opts.get(53, b"\x00")[0]
             xid, flags, ciaddr = data[4:8], data[10:12], data[12:16]
             chaddr = data[28:44]
+            offer = self.offer_by_mac.get(chaddr[:6].hex(":"), self.offer_ip)
             if mtype == DISCOVER:
-                self._reply(OFFER, xid, flags, ciaddr, chaddr)
+                self._reply(OFFER, xid, flags, ciaddr, chaddr, offer)
             elif mtype == REQUEST:
                 wanted = opts.get(50) or ciaddr
-                if self.nak_others and socket.inet_ntoa(wanted) != self.offer_ip:
+                if self.nak_others and socket.inet_ntoa(wanted) != offer:
                     self.log(f"dhcpserver: NAK for {socket.inet_ntoa(wanted)}")
-                    self._reply(NAK, xid, flags, b"\0\0\0\0", chaddr, nak=True)
+                    self._reply(NAK, xid, flags, b"\0\0\0\0", chaddr, offer, nak=True)
                 else:
-                    self._reply(ACK, xid, flags, ciaddr, chaddr)
+                    self._reply(ACK, xid, flags, ciaddr, chaddr, offer)
                     self.acks += 1
 
-    def _reply(self, mtype, xid, flags, ciaddr, chaddr, nak=False):
-        yiaddr = b"\0\0\0\0" if nak else ip(self.offer_ip)
+    def _reply(self, mtype, xid, flags, ciaddr, chaddr, offer, nak=False):
+        yiaddr = b"\0\0\0\0" if nak else ip(offer)
         pkt = struct.pack("!BBBB", 2, 1, 6, 0) + xid + b"\0\0" + flags + ciaddr + yiaddr + ip(self.server_ip) + \
             b"\0\0\0\0" + chaddr + b"\0" * 192 + MAGIC
         opts = {53: bytes([mtype]), 54: ip(self.server_ip)}
@@ -132,16 +136,16 @@ class DhcpServer:
         # Renewals are unicast to the client's address; everything else is broadcast.
         dest = socket.inet_ntoa(ciaddr) if ciaddr != b"\0\0\0\0" else "255.255.255.255"
         self.sock.sendto(pkt, (dest, 68))
-        self.log(f"dhcpserver: sent {({OFFER: 'OFFER', ACK: 'ACK', NAK: 'NAK'})[mtype]} {self.offer_ip} to {dest}")
+        self.log(f"dhcpserver: sent {({OFFER: 'OFFER', ACK: 'ACK', NAK: 'NAK'})[mtype]} {offer} to {dest}")
 
 
 def main():
     """python3 dhcpserver.py CONFIG.json: serve until killed. CONFIG: ifname, server_ip,
-    offer_ip, options {code: hex string}, nak_others (bool)."""
+    offer_ip, options {code: hex string}, nak_others (bool), offer_by_mac {MAC: address}."""
     cfg = json.load(open(sys.argv[1]))
     opts = {int(k): bytes.fromhex(v) for k, v in cfg["options"].items()}
     srv = DhcpServer(cfg["ifname"], cfg["server_ip"], cfg["offer_ip"], opts,
-                     nak_others=bool(cfg.get("nak_others")))
+                     nak_others=bool(cfg.get("nak_others")), offer_by_mac=cfg.get("offer_by_mac"))
     srv.start()
     while True:
         time.sleep(3600)

@@ -77,7 +77,14 @@ def main():
         else:
             print("SKIP: virt-xml-validate not installed (libvirt-clients)")
 
+        small = os.path.join(work, "small")
+        r = run(small, "--memory", "32")
+        check("--memory 32 (the smallest instance): memory = 32 in the xl config, 32 MiB in the libvirt XML",
+              r.returncode == 0 and re.search(r"^memory = 32$", open(os.path.join(small, "gw.cfg")).read(), re.M)
+              and ET.parse(os.path.join(small, "gw.xml")).getroot().find("memory").text == "32", r.stderr)
+
         for args, want in [
+                (["--memory", "31"], "expected 32..65536 MiB"),
                 (["--lan", "00:16:3e:00:00:02,br-a", "--lan-mac", "00:16:3e:00:00:05"], "exclude each other"),
                 (["--lan", "00:16:3e:00:00:02,br-a", "--lan-bridge", "br-b"], "exclude each other"),
                 (["--lan-mac", "00:16:3e:00:00:02", "--lan-mac", "00:16:3e:00:00:03"], "--lan-mac given 2 times"),

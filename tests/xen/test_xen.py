@@ -28,6 +28,7 @@ virsh start -> ready, virsh shutdown -> shut off, dom0 and domU memory.
 usage: test_xen.py OUT_DIR
 """
 import calendar
+import json
 import os
 import re
 import shutil
@@ -51,6 +52,28 @@ SEGMENTS = [  # name, MAC, dom0 bridge, IPv4 subnet prefix, IPv6 /64 prefix (as 
     ("guest", "52:54:00:12:34:03", "xenbr-guest", "192.168.2.", "2001:db8:7:2:"),
 ]
 MKDOMU_LANS = [a for _, m, br, _, _ in SEGMENTS for a in ("--lan", f"{m},{br}")]
+# Every instance gets the smallest memory it is known to run in (issue 14, item 3).
+MEMORY = 32
+# The other instances (issue 14, item 4): the same kernel and root image files, each with its
+# own data disk, LAN bridge (on a dom0 port of its own: eth3, eth4, ...) and client.
+INSTANCES = [  # name, WAN MAC, LAN MAC, dom0 bridge, dom0 port, IPv4 prefix, IPv6 /64 prefix, WAN address
+    (f"gw{n}", f"52:54:00:12:4{n}:01", f"52:54:00:12:4{n}:02", f"xenbr-gw{n}", f"eth{n + 1}", f"192.168.1{n}.",
+     f"2001:db8:8:{n}:", f"203.0.113.1{n}") for n in (2, 3, 4)]
+INSTANCE_CONFIG = """# The Xen test's instance {name}: one LAN, the WAN by DHCP from the ISP.
+[lan]
+mac = "{lan_mac}"
+ipv4 = "{v4}1/24"
+ipv6_prefixes = ["{v6}:/64"]
+
+[wan]
+mac = "{wan_mac}"
+
+[dns]
+upstream = ["192.0.2.53"]
+
+[ntp]
+servers = ["192.0.2.123"]
+"""
 CONFIG = f"""# The Xen test's router: two LAN segments by MAC (issue 12), the WAN by DHCP from the ISP.
 [[lan]]
 name = "main"
@@ -159,11 +182,15 @@ def del_ns(ns):
 
 def request(lan, what):
     """One request to dom0-init (its address on xenbr-lan, port 9999), from the main segment;
-    tried again for a while when refused (dom0-init may still be finishing the request before)."""
-    r = sh(sys.executable, "-c", "import socket,time\nfor i in range(100):\n try:\n"
+    tried again while refused, for up to 3 minutes: dom0-init takes requests one at a time and
+    may still be finishing the one before (a shutdown waits for the domain to go), which on a
+    loaded machine took longer than the 20 s this once allowed."""
+    r = sh(sys.executable, "-c", "import socket,sys,time\nend=time.monotonic()+180\nwhile True:\n try:\n"
            "  s=socket.create_connection(('192.168.1.50',9999),timeout=10);break\n"
-           " except ConnectionRefusedError:\n  time.sleep(0.2)\n"
-           f"s.sendall(b'{what}\\n');s.close()", ns=lan)
+           " except ConnectionRefusedError:\n"
+           "  if time.monotonic()>end: sys.exit('dom0-init refused the connection for 180 s')\n"
+           "  time.sleep(0.2)\n"
+           f"s.sendall(b'{what}\\n');s.close()", ns=lan, timeout=240)
     if r.returncode != 0:
         print(f"      request {what}: {r.stderr.strip()[-300:]}")
 
@@ -279,6 +306,123 @@ def test_libvirt(con, lan, bb):
     check("... cleanly (rcK unmounted /data)", re.search(r"ROUTER: .*rcK: /data unmounted cleanly", out), out[-3000:])
     if m:
         print(f"      figures: virsh shutdown -> shut off: {float(m.group(2)) - float(m.group(3)):.1f} s")
+
+
+# Every process's memory in steady state (issue 14, item 3), read over SSH without forking
+# anything per process (the shell's own builtins): pid, parent, name, RSS and PSS (KiB, from
+# smaps_rollup: PSS shares each shared page among the processes mapping it, so the PSS column
+# sums to what the processes use together), then the kernel's totals. The SSH session that reads
+# it (the shell and its sshd processes up to the listener) is shown apart.
+RSS_SCRIPT = r"""for d in /proc/[0-9]*; do
+  [ -r $d/smaps_rollup ] || continue
+  rss=0; pss=0
+  while read -r k v u; do case $k in Rss:) rss=$v ;; Pss:) pss=$v ;; esac; done 2>/dev/null < $d/smaps_rollup
+  [ "$rss" = 0 ] && continue
+  read -r stat < $d/stat; set -- ${stat##*) }
+  read -r comm < $d/comm
+  echo "proc ${d#/proc/} $2 $comm $rss $pss"
+done
+echo "self $$"
+while read -r k v u; do echo "mem $k $v"; done < /proc/meminfo"""
+
+
+def memory_table(ns, key, address, label):
+    """Prints the router's process table (RSS_SCRIPT) and returns {meminfo key: KiB}, or None."""
+    r = sh("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+           "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", f"root@{address}", RSS_SCRIPT, ns=ns, timeout=90)
+    procs = {int(p): (int(pp), c, int(rss), int(pss)) for p, pp, c, rss, pss in
+             re.findall(r"^proc (\d+) (\d+) (\S+) (\d+) (\d+)$", r.stdout, re.M)}
+    me = re.search(r"^self (\d+)$", r.stdout, re.M)
+    mem = {k.rstrip(":"): int(v) for k, v in re.findall(r"^mem (\S+) (\d+)$", r.stdout, re.M)}
+    if not check(f"{label}: every process's memory read over SSH", r.returncode == 0 and procs and me and mem,
+                 r.stdout[-1500:] + r.stderr):
+        return None
+    # The reading session: the shell and its ancestors below the SSH listener (netd's child).
+    session, pid = set(), int(me.group(1))
+    while pid in procs and procs.get(procs[pid][0], (0, "netd"))[1] != "netd":
+        session.add(pid)
+        pid = procs[pid][0]
+    rows = sorted(((p,) + v for p, v in procs.items() if p not in session), key=lambda x: -x[4])
+    print(f"      {label}: every process in steady state (KiB; the SSH session reading this apart):")
+    print(f"      {'pid':>5} {'process':16} {'RSS':>6} {'PSS':>6}")
+    for p, _, c, rss, pss in rows:
+        print(f"      {p:>5} {c:16} {rss:>6} {pss:>6}")
+    print(f"      {'':5} {'all of them':16} {'':>6} {sum(x[4] for x in rows):>6}   "
+          f"(the SSH session: {len(session)} processes, PSS {sum(procs[p][3] for p in session)})")
+    print("      kernel: " + ", ".join(f"{k} {mem[k]}" for k in ("MemTotal", "MemFree", "MemAvailable", "Cached",
+                                                                   "Shmem", "AnonPages", "Slab", "KernelStack",
+                                                                   "PageTables") if k in mem))
+    return mem
+
+
+def test_instances(con, clients, key, bb):
+    """The other instances beside the router (dom0-init's instances-start and instances-stop):
+    started one after the other from the one image, each ready and serving its own client; the
+    figures; all shut down cleanly (at once)."""
+    start = len(con.buf)
+    request(clients["main"], "instances-start")
+    con.expect(r"DOM0: instances started at uptime", 300, start)
+    table = []
+    for name, _, _, br, _, v4, v6, _ in INSTANCES:
+        created = con.expect(rf"DOM0: instance {name}: xl create at uptime ([\d.]+) s", 5, start)
+        rc = con.expect(rf"DOM0: instance {name}: xl create exit (\d+)", 5, start)
+        ready = rc and rc.group(1) == "0" and \
+            con.expect(rf"INSTANCE {name}: \[dom0 ([\d.]+)\] .*netd: router ready at uptime ([\d.]+) s", 240, start)
+        ports = con.expect(rf"DOM0: instance {name}: ports of {br}: (.*)", 5, start)
+        check(f"instance {name}: xl create ({MEMORY} MiB, the shared image, its own data disk), its LAN vif on "
+              f"{br}, netd ready", created and rc and rc.group(1) == "0" and ready and ports and
+              re.search(r"\bvif\d+\.1\b", ports.group(1)),
+              "\n".join(ln for ln in con.buf[start:].splitlines() if name in ln)[-3000:])
+        table.append([name, float(ready.group(1)) - float(created.group(1)) if ready and created else None,
+                      ready.group(2) if ready else "?", None, None])
+    for row, (name, _, _, br, _, v4, v6, _) in zip(table, INSTANCES):
+        ns = clients[name]
+        sh("ip", "link", "set", "eth0", "down", ns=ns)
+        sh("ip", "link", "set", "eth0", "up", ns=ns)
+        r = sh(bb, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3", "-s", "/bin/true", ns=ns, timeout=90)
+        lease = re.search(rf"lease of ({re.escape(v4)}\d+)", r.stdout + r.stderr)
+        check(f"instance {name}: its client gets a DHCPv4 lease in {v4}0/24", lease, r.stdout + r.stderr)
+        if lease:
+            sh("ip", "addr", "add", f"{lease.group(1)}/24", "dev", "eth0", ns=ns)
+        end, a = time.monotonic() + 60, ""
+        while time.monotonic() < end and v6 not in a:
+            a = sh("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", ns=ns).stdout
+            time.sleep(1)
+        check(f"instance {name}: its client autoconfigures a SLAAC address in {v6}:/64", v6 in a,
+              sh("ip", "-6", "addr", ns=ns).stdout)
+        r = sh("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+               "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", f"root@{v4}1",
+               "hostname; grep -E '^Mem(Total|Available):' /proc/meminfo", ns=ns, timeout=90)
+        tot, av = re.search(r"MemTotal:\s+(\d+)", r.stdout), re.search(r"MemAvailable:\s+(\d+)", r.stdout)
+        check(f"instance {name}: SSH from its client reaches it (hostname {name})",
+              r.returncode == 0 and r.stdout.startswith(name + "\n") and tot and av, r.stdout + r.stderr)
+        if tot and av:
+            row[3:] = [(int(tot.group(1)) - int(av.group(1))) / 1024, int(tot.group(1)) / 1024]
+    name, *_, v4, _, _ = INSTANCES[0]
+    memory_table(clients[name], key, f"{v4}1", f"instance {name} (one LAN, {MEMORY} MiB)")
+
+    start = len(con.buf)
+    request(clients["main"], "instances-stop")
+    con.expect(r"DOM0: after the instances: ", 120, start)
+    out = con.buf[start:]
+    for name, *_ in INSTANCES:
+        m = re.search(rf"DOM0: instance {name}: xl shutdown exit (\d+)", out)
+        check(f"instance {name}: xl shutdown, cleanly (rcK unmounted /data)", m and m.group(1) == "0" and
+              re.search(rf"INSTANCE {name}: .*rcK: /data unmounted cleanly", out), out[-3000:])
+    print(f"      figures: {len(INSTANCES) + 1} instances on one host ({MEMORY} MiB each), "
+          f"the {len(INSTANCES)} beside the router started one after the other:")
+    print(f"      {'instance':9} {'xl create -> ready':>19} {'guest uptime':>13} {'memory in use':>14} {'of':>6}")
+    for name, took, up, used, total in table:
+        print(f"      {name:9} {took if took is not None else float('nan'):17.1f} s {up:>11} s "
+              f"{used if used is not None else float('nan'):10.1f} MiB {total if total is not None else float('nan'):5.1f}")
+    for line in re.findall(r"DOM0: (?:xl list \(all instances\)|xl info): .*", out):
+        print("      " + line)
+    one = re.search(r"DOM0: free \(one instance\): Mem:\s+(\d+)\s+(\d+)", con.buf)
+    alli = re.search(r"DOM0: free \(all instances\): Mem:\s+(\d+)\s+(\d+)", out)
+    if one and alli:
+        print(f"      figures: dom0 memory in use {one.group(2)} MiB with one instance, {alli.group(2)} MiB with "
+              f"{len(INSTANCES) + 1} (of {alli.group(1)} MiB): "
+              f"{(int(alli.group(2)) - int(one.group(2))) / len(INSTANCES):.1f} MiB per instance more")
 
 
 # The boot-phase table (issue 14): where the time goes from `xl create` to the first LAN client
@@ -493,7 +637,7 @@ def main():
     os.makedirs(xml)
     subprocess.run([os.path.join(top, "xen", "mkdomu"), "--name", "gw1", "--kernel", "/srv/v6router/bzImage",
                     "--rootfs", "/srv/v6router/rootfs.squashfs", "--data", "/srv/v6router/gw1-data.img",
-                    "--wan-mac", WAN_MAC, *MKDOMU_LANS, "--out-dir", xml], check=True)
+                    "--wan-mac", WAN_MAC, *MKDOMU_LANS, "--memory", str(MEMORY), "--out-dir", xml], check=True)
     r = sh("virt-xml-validate", os.path.join(xml, "gw1.xml"), "domain")
     check("the libvirt domain XML (WAN and two LAN interfaces) validates (virt-xml-validate ... domain)",
           r.returncode == 0 and open(os.path.join(xml, "gw1.xml")).read().count("<interface ") == 3,
@@ -526,11 +670,34 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
         return 1
 
+    # The other instances: a data disk each (16 MiB: it holds dom0's initramfs memory here) and
+    # the xl config xen/mkdomu writes, all naming the one kernel and root image in /router.
+    instance_files = []
+    with open(os.path.join(work, "instances"), "w") as f:
+        f.writelines(f"{name} {br} {port}\n" for name, _, _, br, port, _, _, _ in INSTANCES)
+    instance_files += ["--file", f"{os.path.join(work, 'instances')}:/router/instances"]
+    for name, wan_mac, lan_mac, br, _, v4, v6, _ in INSTANCES:
+        iconf, idata = os.path.join(work, f"{name}.conf"), os.path.join(work, f"{name}-data.img")
+        with open(iconf, "w") as f:
+            f.write(INSTANCE_CONFIG.format(name=name, lan_mac=lan_mac, wan_mac=wan_mac, v4=v4, v6=v6))
+        r = sh(os.path.join(top, "image", "mkdata"), "--config", iconf, "--authorized-keys",
+               os.path.join(out, "admin_key.pub"), "--netd", os.path.join(out, "rootfs.stage", "usr", "sbin", "netd"),
+               "--hostname", name, "--size", "16", "-o", idata, timeout=120)
+        r2 = sh(os.path.join(top, "xen", "mkdomu"), "--name", name, "--kernel", "/router/bzImage",
+                "--rootfs", "/router/rootfs.squashfs", "--data", f"/router/{name}-data.img", "--memory", str(MEMORY),
+                "--wan-mac", wan_mac, "--lan-mac", lan_mac, "--lan-bridge", br, "--out-dir", work)
+        if not check(f"instance {name}: data disk (mkdata) and xl config (mkdomu, {MEMORY} MiB, LAN bridge {br})",
+                     r.returncode == 0 and r2.returncode == 0, r.stdout + r.stderr + r2.stdout + r2.stderr):
+            shutil.rmtree(work, ignore_errors=True)
+            return 1
+        instance_files += ["--file", f"{idata}:/router/{name}-data.img",
+                           "--file", f"{os.path.join(work, name + '.cfg')}:/router/{name}.cfg"]
+
     t = time.monotonic()
     r = subprocess.run([os.path.join(HERE, "build-dom0"), out, data, work,
                         "--file", f"{os.path.join(out, 'bzImage')}:/router/broken/bzImage",
                         "--file", f"{broken}:/router/broken/rootfs.squashfs",
-                        "--wan-mac", WAN_MAC, *MKDOMU_LANS],
+                        *instance_files, "--wan-mac", WAN_MAC, *MKDOMU_LANS, "--memory", str(MEMORY)],
                        text=True, capture_output=True)
     if not check("dom0 built from Debian's packages (cached)", r.returncode == 0, r.stdout + r.stderr):
         shutil.rmtree(work, ignore_errors=True)
@@ -546,11 +713,20 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
         return 1
     clients = {"main": lab.lan, "guest": guest}
+    for name, *_ in INSTANCES:
+        err = add_client(lab.wire, f"{lab.name}-{name}", name)
+        if not check(f"instance {name}'s client namespace is wired to its own dom0 NIC", not err, err):
+            lab.destroy()
+            for ns in [guest] + [f"{lab.name}-{i[0]}" for i in INSTANCES]:
+                del_ns(ns)
+            shutil.rmtree(work, ignore_errors=True)
+            return 1
     sh("ip", "addr", "add", "203.0.113.1/24", "dev", "eth0", ns=lab.isp)
     isp_cfg = os.path.join(work, "isp.json")
     with open(isp_cfg, "w") as f:
         f.write('{"ifname": "eth0", "server_ip": "203.0.113.1", "offer_ip": "203.0.113.10", '
-                '"options": {"1": "ffffff00", "3": "cb007101", "51": "00000e10"}}')
+                '"options": {"1": "ffffff00", "3": "cb007101", "51": "00000e10"}, "offer_by_mac": '
+                + json.dumps({i[1]: i[7] for i in INSTANCES}) + '}')
     isp = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, os.path.join(top, "tests", "lib",
                             "dhcpserver.py"), isp_cfg], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # vendor=GenuineIntel: Xen drops SEP from an AMD CPU's features (no SYSENTER in long mode
@@ -565,6 +741,8 @@ def main():
         "-netdev", "tap,id=wan,ifname=tap-wan,script=no,downscript=no", "-device", "e1000,netdev=wan",
         "-netdev", "tap,id=lan,ifname=tap-lan,script=no,downscript=no", "-device", "e1000,netdev=lan",
         "-netdev", "tap,id=lan2,ifname=tap-lan2,script=no,downscript=no", "-device", "e1000,netdev=lan2"]
+    for name, *_ in INSTANCES:
+        cmd += ["-netdev", f"tap,id={name},ifname=tap-{name},script=no,downscript=no", "-device", f"e1000,netdev={name}"]
     boot = BootWatcher(lab.lan, SEGMENTS[0][4])  # the boot-phase table's client side
     t0 = time.monotonic()
     qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -640,7 +818,10 @@ def main():
         av = re.search(r"MemAvailable:\s+(\d+)", r.stdout)
         if tot and av:
             print(f"      figures: domU memory in use {(int(tot.group(1)) - int(av.group(1))) / 1024:.0f} MiB "
-                  f"of {int(tot.group(1)) / 1024:.0f} MiB (128 MiB domain)")
+                  f"of {int(tot.group(1)) / 1024:.0f} MiB ({MEMORY} MiB domain)")
+
+        test_instances(con, {**clients, **{i[0]: f"{lab.name}-{i[0]}" for i in INSTANCES}}, key, bb)
+        memory_table(lab.lan, key, "192.168.1.1", f"the router (two segments, {MEMORY} MiB)")
 
         test_upgrades(con, lab.lan, key)
 
@@ -666,7 +847,8 @@ def main():
         isp.kill()
         boot.stop()
         lab.destroy()
-        del_ns(guest)
+        for ns in [guest] + [f"{lab.name}-{i[0]}" for i in INSTANCES]:
+            del_ns(ns)
         shutil.rmtree(work, ignore_errors=True)
     print(f"figures: whole run {time.monotonic() - t0:.0f} s wall clock")
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
