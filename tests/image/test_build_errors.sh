@@ -31,6 +31,12 @@ expect_fail "kernel option the fragment keeps out but the config has is named" \
     "option CONFIG_INET is to stay unset but the final config has CONFIG_INET=y" \
     "$top/kernel-config/check-config" "$work/frag" "$out/kernel.config"
 
+# ... and an option set to a value (an address here) that the final config has with another.
+printf 'CONFIG_NET=y\nCONFIG_PHYSICAL_START=0x400000\n' > "$work/frag"
+expect_fail "kernel option set to a value the final config does not have is named" \
+    "option CONFIG_PHYSICAL_START=0x400000 did not survive olddefconfig \(final: CONFIG_PHYSICAL_START=0x200000\)" \
+    "$top/kernel-config/check-config" "$work/frag" "$out/kernel.config"
+
 # Root filesystem: a package missing from the lock, and one Debian does not have.
 cp "$top/rootfs/packages.list" "$work/list"
 echo "v6router-no-such-package usr/bin/x" >> "$work/list"

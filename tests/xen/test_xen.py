@@ -180,6 +180,30 @@ def del_ns(ns):
     sh("ip", "netns", "del", ns)
 
 
+def client_served(ns, bb, label, v4, v6):
+    """A client's clean start on its segment: a DHCPv4 lease in v4.0/24 (BusyBox udhcpc from the
+    image), then a SLAAC address in v6:/64 from the router's RAs. Returns the client's global
+    IPv6 addresses (ip's text)."""
+    # A clean start, link-local address included: down and up again, so the client also
+    # solicits an RA at once (a flush alone would leave it waiting for radvd's next unsolicited
+    # one, up to 100 s away).
+    sh("ip", "addr", "flush", "dev", "eth0", ns=ns)
+    sh("ip", "link", "set", "eth0", "down", ns=ns)
+    sh("ip", "link", "set", "eth0", "up", ns=ns)
+    r = sh(bb, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3", "-s", "/bin/true", ns=ns, timeout=90)
+    lease = re.search(rf"lease of ({re.escape(v4)}\d+)", r.stdout + r.stderr)
+    check(f"{label}: the client gets a DHCPv4 lease in {v4}0/24 from the router", lease, r.stdout + r.stderr)
+    if lease:
+        sh("ip", "addr", "add", f"{lease.group(1)}/24", "dev", "eth0", ns=ns)
+    end, a = time.monotonic() + 60, ""
+    while time.monotonic() < end and v6 not in a:
+        a = sh("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", ns=ns).stdout
+        time.sleep(1)
+    check(f"{label}: the client autoconfigures a SLAAC address in {v6}:/64 from the router's RAs", v6 in a,
+          sh("ip", "-6", "addr", ns=ns).stdout)
+    return a
+
+
 def request(lan, what):
     """One request to dom0-init (its address on xenbr-lan, port 9999), from the main segment;
     tried again while refused, for up to 3 minutes: dom0-init takes requests one at a time and
@@ -320,6 +344,7 @@ RSS_SCRIPT = r"""for d in /proc/[0-9]*; do
   [ "$rss" = 0 ] && continue
   read -r stat < $d/stat; set -- ${stat##*) }
   read -r comm < $d/comm
+  [ "$comm" = busybox ] && comm=busybox:$(tr '\0' '\n' < $d/cmdline | sed -n 2p)
   echo "proc ${d#/proc/} $2 $comm $rss $pss"
 done
 echo "self $$"
@@ -377,19 +402,7 @@ def test_instances(con, clients, key, bb):
                       ready.group(2) if ready else "?", None, None])
     for row, (name, _, _, br, _, v4, v6, _) in zip(table, INSTANCES):
         ns = clients[name]
-        sh("ip", "link", "set", "eth0", "down", ns=ns)
-        sh("ip", "link", "set", "eth0", "up", ns=ns)
-        r = sh(bb, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3", "-s", "/bin/true", ns=ns, timeout=90)
-        lease = re.search(rf"lease of ({re.escape(v4)}\d+)", r.stdout + r.stderr)
-        check(f"instance {name}: its client gets a DHCPv4 lease in {v4}0/24", lease, r.stdout + r.stderr)
-        if lease:
-            sh("ip", "addr", "add", f"{lease.group(1)}/24", "dev", "eth0", ns=ns)
-        end, a = time.monotonic() + 60, ""
-        while time.monotonic() < end and v6 not in a:
-            a = sh("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", ns=ns).stdout
-            time.sleep(1)
-        check(f"instance {name}: its client autoconfigures a SLAAC address in {v6}:/64", v6 in a,
-              sh("ip", "-6", "addr", ns=ns).stdout)
+        client_served(ns, bb, f"instance {name}", v4, v6)
         r = sh("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", f"root@{v4}1",
                "hostname; grep -E '^Mem(Total|Available):' /proc/meminfo", ns=ns, timeout=90)
@@ -792,27 +805,7 @@ def main():
         # subnet, a SLAAC address from its segment's /64 and none from the other's.
         bb = os.path.join(out, "rootfs.stage", "bin", "busybox")
         for name, _, br, v4, v6 in SEGMENTS:
-            ns = clients[name]
-            # A clean start, link-local address included: down and up again, so the client
-            # also solicits an RA at once (a flush alone would leave it waiting for radvd's next
-            # unsolicited one, up to 100 s away).
-            sh("ip", "addr", "flush", "dev", "eth0", ns=ns)
-            sh("ip", "link", "set", "eth0", "down", ns=ns)
-            sh("ip", "link", "set", "eth0", "up", ns=ns)
-            r = sh(bb, "udhcpc", "-i", "eth0", "-n", "-q", "-t", "10", "-T", "3", "-s", "/bin/true", ns=ns,
-                   timeout=90)
-            lease = re.search(rf"lease of ({re.escape(v4)}\d+)", r.stdout + r.stderr)
-            check(f"{name} segment ({br}): the client gets a DHCPv4 lease in {v4}0/24 from the router", lease,
-                  r.stdout + r.stderr)
-            if lease:
-                sh("ip", "addr", "add", f"{lease.group(1)}/24", "dev", "eth0", ns=ns)
-            end = time.monotonic() + 60
-            a = ""
-            while time.monotonic() < end and v6 not in a:
-                a = sh("ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", ns=ns).stdout
-                time.sleep(1)
-            check(f"{name} segment ({br}): the client autoconfigures a SLAAC address in {v6}:/64 from the "
-                  "router's RAs", v6 in a, sh("ip", "-6", "addr", ns=ns).stdout)
+            a = client_served(clients[name], bb, f"{name} segment ({br})", v4, v6)
             others = [s[4] for s in SEGMENTS if s[0] != name]
             check(f"{name} segment ({br}): ... and none from another segment's /64",
                   not any(o in a for o in others), a)
