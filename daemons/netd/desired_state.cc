@@ -111,13 +111,21 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
     // The flowtable: the WAN and the segments' NICs, and the sit device while there is a tunnel
     // (the way back of every connection through it comes in there). The sit device does not
     // exist yet when the ruleset is first loaded: the reconciler loads the flowtable without it,
-    // then with it once it is made (flowtable_on). Not yet: a segment's VLAN link.
+    // then with it once it is made (flowtable_on). A VLAN segment's frames come in tagged on its
+    // trunk: the trunk NIC is the flowtable's device (the kernel's fast path takes the tag off
+    // and puts it back on), not the VLAN link, whose connections it would not offload.
     if (c.firewall.flow_offload) {
         std::vector<std::string> devs = {wan->name};
-        for (auto& l : c.lans)
-            if (!l.vlan) devs.push_back(lan_ifs[l.name]);
+        for (auto& l : c.lans) {
+            if (!l.vlan) {
+                devs.push_back(lan_ifs[l.name]);
+            } else if (auto trunk = resolve_link(links, l.interface)) {
+                devs.push_back(trunk->name);
+            }
+        }
         for (auto& dev : devs)
-            if (std::any_of(links.begin(), links.end(), [&](const LinkInfo& l) { return l.name == dev; }))
+            if (std::find(fw_in.flow_devices.begin(), fw_in.flow_devices.end(), dev) == fw_in.flow_devices.end() &&
+                std::any_of(links.begin(), links.end(), [&](const LinkInfo& l) { return l.name == dev; }))
                 fw_in.flow_devices.push_back(dev);
         if (d.sit) fw_in.flow_devices.push_back(kTunnelIf);
     }

@@ -295,6 +295,24 @@ TEST(Reconcile, SegmentsMakeTheirVlanAndRoutesAndAReloadTakesThemAway) {
     for (auto& rt : r.kernel.route_set) EXPECT_NE(rt.link, "eth2.30");
 }
 
+// A VLAN segment's connections are offloaded on its trunk (the flowtable's fast path handles
+// the tag): the trunk NIC is in the flowtable, once however many segments ride on it, also when
+// no untagged segment is on it; the VLAN link itself is not.
+TEST(Reconcile, VlanSegmentsPutTheirTrunkInTheFlowtable) {
+    Router r;
+    r.go(kSegments, wan_lease());
+    EXPECT_NE(r.kernel.ruleset_text.find(R"(devices = { "eth0", "eth1", "eth2" })"), std::string::npos)
+        << r.kernel.ruleset_text;
+    std::string vlan_only = kSegments;
+    vlan_only.erase(vlan_only.find("[[lan]]\nname = \"guest\""),
+                    vlan_only.find("[[lan]]\nname = \"lab\"") - vlan_only.find("[[lan]]\nname = \"guest\""));
+    ASSERT_EQ(vlan_only.find("guest"), std::string::npos);
+    r.go(vlan_only, wan_lease());
+    EXPECT_NE(r.kernel.ruleset_text.find(R"(devices = { "eth0", "eth1", "eth2" })"), std::string::npos)
+        << "the trunk carries only the VLAN: " << r.kernel.ruleset_text;
+    EXPECT_EQ(r.kernel.ruleset_text.find("\"eth2.30\" }"), std::string::npos);
+}
+
 // The tunnel's routed prefix: the segments' /64s are on their links, the rest unreachable.
 TEST(Reconcile, TheRoutedPrefixIsUnreachableButForTheSegments) {
     Router r;

@@ -12,7 +12,8 @@ and broker) routing 2001:db8:100::/48:
 
 With tools that are not ours (BusyBox udhcpc, rdisc6, dig, iputils ping, Python sockets):
 1. each client: its segment's DHCPv4 lease, the RA with its /64 only, a SLAAC address in it;
-2. each client reaches the internet host over the tunnel (IPv6) and over IPv4 (NAT);
+2. each client reaches the internet host over the tunnel (IPv6) and over IPv4 (NAT); the lab
+   client's uploads take the fast path (netd's flowtable on the VLAN's trunk NIC);
 3. guest isolation: the guest reaches neither the main client (ping, TCP, v4 and v6, both
    ways), nor the router's SSH on any address, nor the main client's open6 port, nor the
    network behind the downstream router; it still has the router's DNS (v4, v6) and DHCP. Main
@@ -164,6 +165,36 @@ except OSError as e:
     print("ERR %s" % e)
 """
 
+
+# A sink on the internet host: reads until the sender is done, answers with the byte count.
+SINK = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", int(sys.argv[1]))); s.listen(4)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    n = 0
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        n += len(b)
+    c.sendall(b"%d\n" % n); c.close()
+"""
+
+SEND = r"""
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30)
+buf = b"x" * 16384
+for _ in range(int(sys.argv[3]) // len(buf)):
+    s.sendall(buf)
+s.shutdown(socket.SHUT_WR)
+print(s.recv(100).decode().strip())
+"""
+SINK_PORT, SENT = 5003, 16 * 1024 * 1024
 
 def listen(ns, ports, procs):
     p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", LISTEN, *map(str, ports)],
@@ -353,6 +384,28 @@ def main():
                   got[(seg, "ping6")] and t6[0] and t6[1] == f"hello {v['v6']}", (got[(seg, "ping6")], t6))
             check(f"{seg}: ... and over IPv4, masqueraded to the WAN address (ping, TCP seen from {WAN_IP})",
                   got[(seg, "ping4")][0] and t4[0] and t4[1] == f"hello {WAN_IP}", (got[(seg, "ping4")], t4))
+
+        # --- 2b. the VLAN segment's connections take the fast path ------------------------------
+        # netd's flowtable is on the trunk NIC (eth2), whose ingress sees lab's frames tagged: the
+        # kernel takes an established connection's packets past the forward hook, untagging and
+        # tagging them itself. A chain of the test's own at the forward hook counts what still
+        # goes through it while the lab client sends 16 MiB over IPv4 (NAT44) and over the tunnel.
+        vm.run("nft add table inet probe && nft add chain inet probe counts '{ type filter hook forward priority 10; }' && "
+               "nft add rule inet probe counts iifname eth2.30 meta nfproto ipv4 counter && "
+               "nft add rule inet probe counts iifname eth2.30 meta nfproto ipv6 counter", check=True)
+        sink = subprocess.Popen(["ip", "netns", "exec", lab.isp, sys.executable, "-c", SINK, str(SINK_PORT)],
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(sink)
+        sink.stdout.readline()
+        sent = {fam: sh(sys.executable, "-c", SEND, dst, str(SINK_PORT), str(SENT), ns=c["lab"]["ns"],
+                     timeout=120).stdout.strip()
+                for fam, dst in (("ipv4", INET4), ("ipv6", INET6))}
+        _, listing = vm.run("nft list chain inet probe counts; nft delete table inet probe")
+        counts = {fam: int(n) for fam, n in re.findall(r"meta nfproto (ipv[46]) counter packets (\d+)", listing)}
+        for fam, how in (("ipv4", "over IPv4"), ("ipv6", "over the tunnel")):
+            check(f"lab: a 16 MiB upload {how} is offloaded on the trunk (flowtable): the forward hook saw "
+                  f"{counts.get(fam)} of its packets (at most 30)",
+                  sent[fam] == str(SENT) and counts.get(fam) is not None and counts[fam] <= 30, (sent, listing))
 
         # --- 3. isolation ----------------------------------------------------------------------
         g, m, lb = c["guest"], c["main"], c["lab"]
