@@ -719,7 +719,7 @@ nft::Ruleset build_ruleset(const FirewallInputs& in) {
     // chain accepted is offloaded once established; a new one always goes through the chain.
     // A load flushes the flowtable (it is made anew), so its flows meet a new policy too.
     if (in.fw.flow_offload && !in.flow_devices.empty()) {
-        filter.flowtable = Flowtable{"ft", in.flow_devices};
+        filter.flowtable = Flowtable{"ft", in.flow_devices, {}};
         fr.push_back(rb().flow_add("ft").statement_only());
     }
     fr.push_back(rb().ct_state(kCtEstablished | kCtRelated, "established,related").accept());

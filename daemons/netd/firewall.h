@@ -113,6 +113,10 @@ struct Chain {
 struct Flowtable {
     std::string name;
     std::vector<std::string> devices;
+    // The devices' interface indexes at the load (not part of the text): a device deleted and
+    // made again under its name (a NIC unplugged and plugged back) is another device, whose
+    // ingress only a flowtable made anew hooks. Empty: not known (the loader compares them).
+    std::vector<int> ifindexes;
     bool operator==(const Flowtable&) const = default;
 };
 

@@ -3,6 +3,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -76,6 +77,21 @@ Status Reconciler::converge(const DesiredState& want, Applied& applied) {
 
 namespace {
 
+// The ruleset with its flowtable's devices' interface indexes as the kernel has them now (0: not
+// there). A device unplugged and plugged back under its name has a new index: the ruleset is
+// then loaded again, as its text alone would not say, and the flowtable hooks the new device.
+nft::Ruleset with_ifindexes(nft::Ruleset r, const std::vector<LinkInfo>& links) {
+    for (auto& t : r.tables) {
+        if (!t.flowtable) continue;
+        t.flowtable->ifindexes.clear();
+        for (auto& dev : t.flowtable->devices) {
+            auto l = std::find_if(links.begin(), links.end(), [&](const LinkInfo& x) { return x.name == dev; });
+            t.flowtable->ifindexes.push_back(l == links.end() ? 0 : l->ifindex);
+        }
+    }
+    return r;
+}
+
 }  // namespace
 
 Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
@@ -84,9 +100,13 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         return st;
     };
 
-    // Loads a ruleset (text: its render_nft) unless it is the one loaded.
+    // Loads a ruleset (text: its render_nft) unless it is the one loaded, on the same devices.
     auto load = [&](const nft::Ruleset& rs, const std::string& text, const std::string& what) -> Status {
-        if (text.empty() || text == loaded_ruleset_) return Ok{};
+        std::string key = text;
+        for (auto& t : rs.tables)
+            if (t.flowtable)
+                for (int i : t.flowtable->ifindexes) key += " " + std::to_string(i);
+        if (text.empty() || key == loaded_ruleset_) return Ok{};
         // The load starts the drop counters over: what the ruleset it replaces counted is kept.
         auto drops = kernel_.firewall_drops();
         auto t0 = std::chrono::steady_clock::now();
@@ -104,7 +124,7 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         } else if (drops) {
             for (auto& [chain, n] : *drops) retired_drops_[chain] += n;
         }
-        loaded_ruleset_ = text;
+        loaded_ruleset_ = key;
         ruleset_load_ = RulesetLoad{r->messages, r->bytes,
                                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count()};
         applied.kernel.push_back(what);
@@ -126,9 +146,9 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
         Status st = Ok{};
         if (missing) {
             nft::Ruleset now = flowtable_on(want.ruleset, present);
-            st = load(now, render_nft(now), "nft load");
+            st = load(with_ifindexes(now, *links), render_nft(now), "nft load");
         } else {
-            st = load(want.ruleset, want.ruleset_text, "nft load");
+            st = load(with_ifindexes(want.ruleset, *links), want.ruleset_text, "nft load");
         }
         if (!st) return st;
     }
@@ -285,7 +305,9 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
     }
 
     // 7b The whole ruleset, when 1 left devices out of its flowtable that exist now.
-    return load(want.ruleset, want.ruleset_text, "nft load");
+    links = kernel_.links();
+    if (!links) return links.error();
+    return load(with_ifindexes(want.ruleset, *links), want.ruleset_text, "nft load");
 }
 
 Status Reconciler::converge_services(const DesiredState& want, Applied& applied) {

@@ -77,7 +77,7 @@ private:
     Kernel& kernel_;
     ServiceControl& services_;
     std::string owned_path_;
-    std::string loaded_ruleset_;
+    std::string loaded_ruleset_;   // the text loaded last, with its flowtable devices' indexes
     std::optional<RulesetLoad> ruleset_load_;
     std::map<std::string, DropCount> retired_drops_;
     LinkTraffic retired_tunnel_;

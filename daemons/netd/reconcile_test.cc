@@ -198,6 +198,43 @@ TEST(Reconcile, SitDeviceJoinsTheFlowtableOnceMade) {
     EXPECT_NE(r.kernel.ruleset_text.find(R"(devices = { "eth0", "eth1" })"), std::string::npos) << r.kernel.ruleset_text;
 }
 
+// A NIC unplugged and plugged back (its name and MAC again, a new interface index; the kernel
+// dropped its addresses and sysctls with it): the next convergence configures it again and
+// loads the ruleset again, so that the flowtable hooks the new device, though the ruleset's
+// text is the same. With nothing replugged a convergence does nothing.
+TEST(Reconcile, ANicPluggedBackIsConfiguredAgainAndRejoinsTheFlowtable) {
+    Router r;
+    r.go(kBaseConfig, wan_lease());
+    EXPECT_EQ(r.go(kBaseConfig, wan_lease()), std::vector<std::string>{});
+    const std::string text = r.kernel.ruleset_text;
+    for (const char* nic : {"eth1", "eth0"}) {
+        SCOPED_TRACE(nic);
+        int before = r.kernel.find(nic)->ifindex;
+        std::string mac = r.kernel.find(nic)->mac->str();
+        ASSERT_TRUE(r.kernel.del_link(nic));
+        r.kernel.add_link(nic, mac);
+        ASSERT_NE(r.kernel.find(nic)->ifindex, before);
+        auto ops = r.go(kBaseConfig, wan_lease());
+        auto has = [&](const std::string& op) {
+            EXPECT_NE(std::find(ops.begin(), ops.end(), op), ops.end()) << op << " in " << ::testing::PrintToString(ops);
+        };
+        ASSERT_FALSE(ops.empty());
+        EXPECT_EQ(ops.front(), "nft load") << "the flowtable made anew, first";
+        EXPECT_EQ(std::count(ops.begin(), ops.end(), "nft load"), 1);
+        has(std::string("link ") + nic + " up");
+        if (std::string(nic) == "eth1") {
+            has("addr add eth1 192.168.7.1/24");
+            has("addr add eth1 2001:db8:7::1/64");
+            has("sysctl net/ipv6/conf/eth1/accept_ra=0");
+        } else {
+            has("addr add eth0 203.0.113.10/24");
+            has("route add 0.0.0.0/0 via 203.0.113.1 dev eth0");
+        }
+        EXPECT_EQ(r.kernel.ruleset_text, text);
+        EXPECT_EQ(r.go(kBaseConfig, wan_lease()), std::vector<std::string>{}) << "and then nothing";
+    }
+}
+
 TEST(Reconcile, WanAddressFollowsTheLease) {
     Router r;
     r.go(kBaseConfig, wan_lease());

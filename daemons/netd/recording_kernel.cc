@@ -4,7 +4,7 @@ namespace netd {
 
 void RecordingKernel::add_link(const std::string& name, const std::string& mac, unsigned mtu) {
     LinkInfo l;
-    l.ifindex = static_cast<int>(link_list.size()) + 1;
+    l.ifindex = ++last_ifindex;
     l.name = name;
     l.mac = MacAddr::parse(mac);
     l.mtu = mtu;

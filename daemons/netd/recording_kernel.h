@@ -17,6 +17,7 @@ class RecordingKernel final : public Kernel {
 public:
     // The kernel as found: links (name -> info), sysctls.
     std::vector<LinkInfo> link_list;
+    int last_ifindex = 0;             // as the kernel's: a link made again gets a new index
     std::set<IfAddr> addrs;
     std::set<Route> route_set;        // netd's (what routes() returns: protocol 77)
     std::set<Route> foreign_routes;   // others' (not returned; still block the destination)
