@@ -4,12 +4,15 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -166,6 +169,60 @@ void Daemon::start() {
     if (names6_)
         if (auto r = names6_->refresh(name_segments(), opts_.dnsmasq_leases, opts_.paths.run_dir + "/hosts/ipv6-hosts"); !r)
             syslog(LOG_WARNING, "names: %s", r.error().str().c_str());
+    // The links as found, also when nothing could be applied: only a later change is followed.
+    links_seen_ = links_signature();
+}
+
+void Daemon::links_changed() {
+    if (stopping_ || links_timer_) return;
+    // A NIC's arrival comes as several notifications (made, renamed, its MTU, up): one check
+    // once they are over.
+    links_timer_ = sched_.after(std::chrono::milliseconds(200), [this] {
+        links_timer_ = {};
+        check_links();
+    });
+}
+
+std::string Daemon::links_signature() {
+    auto links = kernel_.links();
+    if (!links) return "";
+    std::vector<std::string> lines;
+    for (auto& l : *links)
+        lines.push_back(std::to_string(l.ifindex) + " " + l.name + " " + (l.mac ? l.mac->str() : "-"));
+    std::sort(lines.begin(), lines.end());
+    std::string o;
+    for (auto& s : lines) o += s + "\n";
+    return o;
+}
+
+void Daemon::check_links() {
+    if (stopping_ || !data_refused_.empty()) return;
+    std::string now = links_signature();
+    if (now.empty() || now == links_seen_) return;
+    // What came and went, for the log: "+7 eth1 52:54:00:12:34:02 -3 eth1 52:54:00:12:34:02".
+    auto lines = [](const std::string& s) {
+        std::set<std::string> out;
+        std::istringstream in(s);
+        for (std::string l; std::getline(in, l);) out.insert(l);
+        return out;
+    };
+    auto before = lines(links_seen_), after = lines(now);
+    std::string what;
+    for (auto& l : after)
+        if (!before.count(l)) what += " +" + l;
+    for (auto& l : before)
+        if (!after.count(l)) what += " -" + l;
+    syslog(LOG_NOTICE, "links changed:%s; converging again", what.c_str());
+    links_seen_ = now;
+    if (running_) {
+        if (auto st = apply_config(*running_); !st)
+            syslog(LOG_ERR, "after the links changed: %s", st.error().str().c_str());
+        else
+            follow_tunnel(*running_, false);
+    } else {
+        reload();
+    }
+    links_seen_ = links_signature();
 }
 
 std::vector<NameSegment> Daemon::name_segments() const {
@@ -228,6 +285,7 @@ Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease
         // Back to the previous state, whole: a rollback is one more convergence.
         Applied back;
         auto rb = reconciler_.converge(current_ ? *current_ : reconciler_.nothing(), back);
+        links_seen_ = links_signature();
         std::string msg = st.error().str() + (rb ? "; rolled back to the previous state (" + std::to_string(back.count()) +
                                                        " operations)"
                                                  : "; ROLLBACK FAILED too: " + rb.error().str());
@@ -254,6 +312,7 @@ Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease
         }
         schedule_ipv6(f6);
     }
+    links_seen_ = links_signature();   // with the links this convergence made (sit, VLANs)
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
     for (auto& op : applied.kernel) syslog(LOG_INFO, "kernel: %s", op.c_str());
     for (auto& op : applied.services) syslog(LOG_INFO, "services: %s", op.c_str());
@@ -446,6 +505,8 @@ void Daemon::tic_changed() {
 // ---- end of [tunnel] with TIC ----
 
 void Daemon::stop(std::function<void()> done) {
+    stopping_ = true;
+    links_timer_ = {};
     tunnel_.reset();
     tic_.reset();
     sup_.stop_all(std::move(done));

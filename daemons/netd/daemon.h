@@ -58,6 +58,12 @@ public:
     void start();
     void reload();  // SIGHUP and netctl reload
     void stop(std::function<void()> done);
+    // The kernel said its links changed (netlink link notifications, main.cc). Soon after,
+    // if a link came, went or was made anew since the last convergence (a NIC plugged in or
+    // unplugged, a device deleted by hand), netd converges again on what runs, or reloads the
+    // file if nothing runs yet (a NIC it names was missing). Changes of a link's state alone
+    // (up, down, carrier) are not followed.
+    void links_changed();
 
     // A request from the control socket (commands.h).
     ControlReply control(const std::vector<std::string>& args);
@@ -82,6 +88,9 @@ private:
     // from the DHCPv4 leases and the neighbour table; every kNamesProbe (and soon after a
     // start or a lease) all nodes of each segment are pinged first.
     void names_tick(bool probe);
+    // links_changed's second half; the links as lines "ifindex name mac" ("" when unreadable).
+    void check_links();
+    std::string links_signature();
     std::vector<NameSegment> name_segments() const;
     // A configuration (reload, or the previous netd's at start): the WAN lease goes with it
     // only when the WAN link stays the same.
@@ -154,6 +163,9 @@ private:
     std::optional<Names6> names6_;
     Registration names_timer_;
     unsigned names_ticks_ = 0;
+    Registration links_timer_;
+    std::string links_seen_;                  // links_signature() after the last convergence
+    bool stopping_ = false;
     std::unique_ptr<TunnelHandler> tunnel_;
     std::unique_ptr<TicClient> tic_;          // made when a [tunnel] first names tic_server
     TunnelConfig tunnel_cfg_;

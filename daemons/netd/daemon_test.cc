@@ -107,6 +107,62 @@ TEST(Daemon, NamesOfIpv6HostsFollowLeasesAndNeighbours) {
     EXPECT_EQ(pings.size(), 2u);
 }
 
+// A NIC unplugged and plugged back while netd runs: once the kernel's notifications are over,
+// netd converges again and the LAN's addresses are back. A notification after which no link
+// came or went (a link's state changed, or netd made its own sit device) changes nothing.
+TEST(Daemon, ANicPluggedBackIsConfiguredAgain) {
+    Fixture f;
+    f.start(std::string(kBaseConfig) + kTunnelHe);
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    ASSERT_TRUE(f.kernel.find("sit6in4"));
+    ASSERT_TRUE(f.has_addr("eth1", "192.168.7.1/24"));
+    f.kernel.ops.clear();
+    f.d->links_changed();
+    f.sched.advance(1s);
+    EXPECT_TRUE(f.kernel.ops.empty()) << ::testing::PrintToString(f.kernel.ops);
+
+    ASSERT_TRUE(f.kernel.del_link("eth1"));
+    f.d->links_changed();
+    f.sched.advance(1s);
+    EXPECT_NE(f.ctl({"status"}).text.find("eth1"), std::string::npos);
+    f.kernel.add_link("eth1", "52:54:00:12:34:02");
+    f.kernel.ops.clear();
+    f.d->links_changed();
+    f.d->links_changed();
+    f.sched.advance(100ms);
+    EXPECT_TRUE(f.kernel.ops.empty()) << "not before the notifications are over";
+    f.sched.advance(1s);
+    EXPECT_TRUE(f.has_addr("eth1", "192.168.7.1/24"));
+    EXPECT_TRUE(f.has_addr("eth1", "2001:db8:7::1/64"));
+    EXPECT_TRUE(f.kernel.find("eth1")->up);
+    EXPECT_EQ(std::count(f.kernel.ops.begin(), f.kernel.ops.end(), "nft load"), 1) << "the flowtable made anew";
+
+    // The sit device deleted by hand: made again, with its address and the IPv6 default route.
+    ASSERT_TRUE(f.kernel.del_link("sit6in4"));
+    f.d->links_changed();
+    f.sched.advance(1s);
+    ASSERT_TRUE(f.kernel.find("sit6in4"));
+    EXPECT_TRUE(f.has_addr("sit6in4", "2001:db8:ff::2/64"));
+    bool route = false;
+    for (auto& r : f.kernel.route_set) route = route || (r.link == "sit6in4" && r.dst.str() == "::/0");
+    EXPECT_TRUE(route);
+}
+
+// A configuration naming a NIC that is not there: nothing runs; once the NIC is plugged in,
+// the file is applied.
+TEST(Daemon, AConfigurationWaitingForItsNicRunsWhenItComes) {
+    Fixture f;
+    std::string text = kBaseConfig;
+    text.replace(text.find("52:54:00:12:34:02"), 17, "52:54:00:12:34:09");
+    f.start(text);
+    ASSERT_FALSE(f.d->running_config());
+    f.kernel.add_link("eth9", "52:54:00:12:34:09");
+    f.d->links_changed();
+    f.sched.advance(1s);
+    ASSERT_TRUE(f.d->running_config());
+    EXPECT_TRUE(f.has_addr("eth9", "192.168.7.1/24"));
+}
+
 TEST(Daemon, UnchangedReloadMakesNoOperation) {
     Fixture f;
     f.start(kBaseConfig);

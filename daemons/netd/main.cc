@@ -1,15 +1,20 @@
 // netd: the router's network daemon. Parses the command line, sets up signals and the
 // modules, and runs the event loop; the work is done by the modules beside it.
 #include <getopt.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "config.h"
@@ -71,6 +76,29 @@ int check(const std::string& path) {
     return 0;
 }
 
+// The kernel's link notifications (RTNLGRP_LINK) read up to now: whether a link was made,
+// changed or deleted. An overrun socket (ENOBUFS) lost some: that counts as a change too.
+bool link_notified(int fd) {
+    bool any = false;
+    alignas(nlmsghdr) char buf[16384];
+    for (;;) {
+        sockaddr_nl from{};
+        socklen_t len = sizeof(from);
+        ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n < 0) {
+            if (errno == ENOBUFS) {
+                any = true;
+                continue;
+            }
+            return any;   // EAGAIN: all read
+        }
+        if (from.nl_pid != 0) continue;   // only the kernel's
+        int left = static_cast<int>(n);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left))
+            any = any || h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK;
+    }
+}
+
 int run(const std::string& config_path, bool foreground) {
     openlog("netd", LOG_PID | (foreground ? LOG_PERROR : 0), LOG_DAEMON);
     signal(SIGPIPE, SIG_IGN);
@@ -128,6 +156,21 @@ int run(const std::string& config_path, bool foreground) {
     if (!signals) {
         syslog(LOG_CRIT, "%s", signals.error().str().c_str());
         return 1;
+    }
+    // NICs plugged in and unplugged, devices deleted by hand: netd converges again (links_changed).
+    netd::UniqueFd lfd(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
+    sockaddr_nl groups{};
+    groups.nl_family = AF_NETLINK;
+    groups.nl_groups = RTMGRP_LINK;
+    std::optional<netd::Registration> link_watch;
+    if (!lfd || bind(lfd.get(), reinterpret_cast<sockaddr*>(&groups), sizeof(groups)) != 0) {
+        syslog(LOG_ERR, "link notifications: %s: NICs plugged in later are not followed", std::strerror(errno));
+    } else if (auto w = (*loop)->watch_fd(lfd.get(), EPOLLIN, [&](uint32_t) {
+                   if (link_notified(lfd.get())) daemon.links_changed();
+               })) {
+        link_watch = std::move(*w);
+    } else {
+        syslog(LOG_ERR, "%s: NICs plugged in later are not followed", w.error().str().c_str());
     }
     syslog(LOG_INFO, "starting with %s", config_path.c_str());
     // The control socket before anything starts: udhcpc's hook may call as soon as udhcpc runs.

@@ -13,7 +13,10 @@ with a DHCP server, an internet host and a LAN client (tests/lib/routerns.py).
   4. nmap from the internet sees exactly the ports the config opens;
   5. killing netd (SIGKILL or SIGTERM) leaves the ruleset and the filtering in place;
   6. a hostile DHCP server: every malformed lease is rejected and logged, netd stays up, and a
-     canary file proves nothing was executed; the hook script itself is fed hostile values.
+     canary file proves nothing was executed; the hook script itself is fed hostile values;
+  7. the WAN address changes (NAK, new lease);
+  8. NICs unplugged and plugged back (veth pairs deleted and made again, same names and MACs):
+     netd follows the kernel's link notifications and configures each again by itself.
 
 usage: test_wan_firewall.py OUT_DIR (build/out, holding rootfs.stage)
 """
@@ -26,8 +29,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import dhcpserver as d  # noqa: E402
-from routerns import (INET4, INET6, ISP_WAN, LAN_HOST4, LAN_HOST6, ROUTER_WAN, RouterNs, Servers,  # noqa: E402
-                      ping, probe, run, wait_for)
+from routerns import (INET4, INET6, ISP_WAN, LAN_HOST4, LAN_HOST6, LAN_MAC, LAN_PREFIX, ROUTER_WAN,  # noqa: E402
+                      WAN_MAC, RouterNs, Servers, ping, probe, run, wait_for)
 
 CONFIG = """
 [lan]
@@ -348,6 +351,80 @@ def test_address_change(r):
     check("the tunnel hook was told", "wan: address now 203.0.113.20" in r.log())
 
 
+def test_nics_replugged(r):
+    """A NIC unplugged and plugged back (a veth pair deleted and made again: the same name and
+    MAC, a new interface index, none of its addresses): netd sees it in the kernel's link
+    notifications and configures it again by itself, with no reload."""
+    wan = "203.0.113.20"   # test_address_change's lease
+    # LAN: the router's eth1 and the client's eth0 go, and come back bare.
+    t0 = time.monotonic()
+    run("ip", "link", "del", "eth1", ns=r.rtr)
+    wait_for("netd noticing eth1 went", lambda: "links changed:" in r.log() and " eth1 " in r.log(), 10)
+    time.sleep(0.5)
+    check("LAN NIC unplugged: netd logs it and keeps running", r.netd_pid() is not None)
+    run("ip", "link", "add", "eth1", "address", LAN_MAC, "type", "veth", "peer", "name", "eth0", "netns", r.lan, ns=r.rtr)
+    for c in (("sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"), ("sysctl", "-qw", "net.ipv6.conf.eth0.autoconf=0"),
+              ("ip", "addr", "add", f"{LAN_HOST4}/24", "dev", "eth0"), ("ip", "addr", "add", f"{LAN_HOST6}/64", "dev", "eth0"),
+              ("ip", "link", "set", "eth0", "up"), ("ip", "route", "add", "default", "via", "192.168.7.1"),
+              ("ip", "-6", "route", "replace", "default", "via", f"{LAN_PREFIX}1")):
+        run(*c, ns=r.lan)
+    t1 = time.monotonic()
+
+    def lan_back():
+        a = run("ip", "addr", "show", "dev", "eth1", ns=r.rtr).stdout
+        return a if "192.168.7.1/24" in a and f"{LAN_PREFIX}1/64" in a and link_up(r, "eth1") else None
+    try:
+        wait_for("eth1 configured again", lan_back, 10, 0.05)
+        check(f"LAN NIC plugged back: up with 192.168.7.1/24 and {LAN_PREFIX}1/64 again "
+              f"({time.monotonic() - t1:.2f} s after it came; unplugged {t1 - t0:.1f} s)", True)
+    except TimeoutError as e:
+        check("LAN NIC plugged back: up with its addresses again", False, e)
+    check("... the client pings the router (IPv4 and IPv6)",
+          wait_for("ping", lambda: ping(r.lan, "192.168.7.1")[0], 10) and ping(r.lan, f"{LAN_PREFIX}1")[0])
+    ok, out = probe(r.lan, "tcp", INET4, 5001)
+    check(f"... and reaches the internet, masqueraded to {wan}", ok and wan in out, out)
+    # dnsmasq answers a name in the LAN's domain itself (NXDOMAIN for an unknown one).
+    dig = run("dig", "+time=2", "+tries=2", "nosuchhost.home.arpa", "@192.168.7.1", ns=r.lan, check=False)
+    check("... and dnsmasq answers on the new NIC", dig.returncode == 0 and "status: NXDOMAIN" in dig.stdout,
+          dig.stdout + dig.stderr)
+    ra = run("rdisc6", "-1", "-w", "3000", "eth0", ns=r.lan, check=False).stdout
+    check(f"... and radvd's RAs carry {LAN_PREFIX}/64 on it", f"{LAN_PREFIX}/64" in ra, ra)
+
+    # WAN: the ISP's side goes with it; the lease udhcpc holds is put back on the new NIC.
+    run("ip", "link", "del", "eth0", ns=r.rtr)
+    time.sleep(1)
+    run("ip", "link", "add", "eth0", "address", WAN_MAC, "type", "veth", "peer", "name", "wan0", "netns", r.isp, ns=r.rtr)
+    for c in (("addr", "add", f"{ISP_WAN}/24", "dev", "wan0"), ("addr", "add", "2001:db8:ff::1/64", "dev", "wan0", "nodad"),
+              ("link", "set", "wan0", "up"), ("-6", "route", "add", f"{LAN_PREFIX}/64", "via", "2001:db8:ff::2")):
+        run("ip", *c, ns=r.isp, check=c[0] != "-6")
+    run("ip", "addr", "add", "2001:db8:ff::2/64", "dev", "eth0", "nodad", ns=r.rtr)   # the stand-in uplink's
+    r.start_dhcp(offer_ip=wan)
+
+    def wan_back():
+        a = run("ip", "-4", "addr", "show", "dev", "eth0", ns=r.rtr).stdout
+        return a if f"{wan}/24" in a and f"default via {ISP_WAN}" in run("ip", "route", ns=r.rtr).stdout else None
+    try:
+        wait_for("eth0 configured again", wan_back, 15, 0.05)
+        check(f"WAN NIC plugged back: {wan}/24 and the default route again, from the lease", True)
+    except TimeoutError as e:
+        check("WAN NIC plugged back: the lease's address and default route again", False, e)
+    r.ipv6_uplink()   # the stand-in uplink's route went with the NIC
+    ok, out = probe(r.lan, "tcp", INET4, 5001)
+    check(f"... LAN -> internet masqueraded to {wan} again", ok and wan in out, out)
+    opened = wait_for("the IPv6 opening", lambda: probe(r.inet, "tcp", LAN_HOST6, 443)[0], 10)
+    check("... the IPv6 opening passes again, the rest still dropped",
+          opened and not probe(r.inet, "tcp", LAN_HOST6, 444)[0])
+    # Each NIC going and coming is one convergence or two; netd's own changes (or a failed
+    # convergence) must not start another.
+    seen = [line for line in r.log().splitlines() if "links changed:" in line and "converging again" in line]
+    for line in seen:
+        print("      " + line[line.index("links changed:"):], flush=True)
+    time.sleep(1)
+    check(f"... {len(seen)} convergences for two NICs unplugged and plugged back, then none",
+          2 <= len(seen) <= 4 and r.log().count("converging again") == len(seen), seen)
+
+
+
 def main():
     out = sys.argv[1]
     stage = os.path.join(out, "rootfs.stage")
@@ -366,6 +443,7 @@ def main():
         test_netd_killed(r)
         test_hostile_dhcp(r)
         test_address_change(r)
+        test_nics_replugged(r)
     except Exception as e:
         import traceback
         traceback.print_exc()
