@@ -174,25 +174,59 @@ void Daemon::start() {
 }
 
 void Daemon::links_changed() {
-    if (stopping_ || links_timer_) return;
+    if (stopping_) return;
     // A NIC's arrival comes as several notifications (made, renamed, its MTU, up): one check
-    // once they are over.
+    // 200 ms after the last, or 2 s after the first of a burst that goes on.
+    auto now = std::chrono::steady_clock::now();
+    if (!links_timer_)
+        links_burst_ = now;
+    else if (now - links_burst_ > std::chrono::seconds(2))
+        return;
     links_timer_ = sched_.after(std::chrono::milliseconds(200), [this] {
         links_timer_ = {};
         check_links();
     });
 }
 
-std::string Daemon::links_signature() {
-    auto links = kernel_.links();
-    if (!links) return "";
-    std::vector<std::string> lines;
-    for (auto& l : *links)
-        lines.push_back(std::to_string(l.ifindex) + " " + l.name + " " + (l.mac ? l.mac->str() : "-"));
+namespace {
+
+std::string link_line(const LinkInfo& l) {
+    return std::to_string(l.ifindex) + " " + l.name + " " + (l.mac ? l.mac->str() : "-");
+}
+
+std::string join_sorted(std::vector<std::string> lines) {
     std::sort(lines.begin(), lines.end());
     std::string o;
     for (auto& s : lines) o += s + "\n";
     return o;
+}
+
+}  // namespace
+
+std::string Daemon::links_signature() {
+    auto links = kernel_.links();
+    if (!links) return "";
+    std::vector<std::string> lines;
+    for (auto& l : *links) lines.push_back(link_line(l));
+    return join_sorted(std::move(lines));
+}
+
+void Daemon::remember_links(const std::vector<LinkInfo>& before, const DesiredState& want) {
+    std::set<std::string> own = {kTunnelIf};
+    for (const DesiredState* d : {&want, current_ ? static_cast<const DesiredState*>(&*current_) : nullptr})
+        if (d)
+            for (auto& v : d->vlans) own.insert(v.name);
+    auto now = kernel_.links();
+    if (!now) {
+        links_seen_.clear();
+        return;
+    }
+    std::vector<std::string> lines;
+    for (auto& l : before)
+        if (!own.count(l.name)) lines.push_back(link_line(l));
+    for (auto& l : *now)
+        if (own.count(l.name)) lines.push_back(link_line(l));
+    links_seen_ = join_sorted(std::move(lines));
 }
 
 void Daemon::check_links() {
@@ -222,7 +256,6 @@ void Daemon::check_links() {
     } else {
         reload();
     }
-    links_seen_ = links_signature();
 }
 
 std::vector<NameSegment> Daemon::name_segments() const {
@@ -285,7 +318,7 @@ Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease
         // Back to the previous state, whole: a rollback is one more convergence.
         Applied back;
         auto rb = reconciler_.converge(current_ ? *current_ : reconciler_.nothing(), back);
-        links_seen_ = links_signature();
+        remember_links(*links, *want);
         std::string msg = st.error().str() + (rb ? "; rolled back to the previous state (" + std::to_string(back.count()) +
                                                        " operations)"
                                                  : "; ROLLBACK FAILED too: " + rb.error().str());
@@ -312,7 +345,7 @@ Status Daemon::transition(const Config& c, const std::optional<DhcpLease>& lease
         }
         schedule_ipv6(f6);
     }
-    links_seen_ = links_signature();   // with the links this convergence made (sit, VLANs)
+    remember_links(*links, *want);
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
     for (auto& op : applied.kernel) syslog(LOG_INFO, "kernel: %s", op.c_str());
     for (auto& op : applied.services) syslog(LOG_INFO, "services: %s", op.c_str());

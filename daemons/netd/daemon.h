@@ -91,6 +91,11 @@ private:
     // links_changed's second half; the links as lines "ifindex name mac" ("" when unreadable).
     void check_links();
     std::string links_signature();
+    // After a convergence: the links as it left them, as far as netd knows. Those it makes and
+    // deletes itself (the sit device, the VLAN links before and after) as they are now, every
+    // other as it was when the desired state was made (`before`): another link made anew
+    // meanwhile still differs then, and its notification is followed.
+    void remember_links(const std::vector<LinkInfo>& before, const DesiredState& want);
     std::vector<NameSegment> name_segments() const;
     // A configuration (reload, or the previous netd's at start): the WAN lease goes with it
     // only when the WAN link stays the same.
@@ -164,6 +169,7 @@ private:
     Registration names_timer_;
     unsigned names_ticks_ = 0;
     Registration links_timer_;
+    std::chrono::steady_clock::time_point links_burst_{};   // the first notification of a burst
     std::string links_seen_;                  // links_signature() after the last convergence
     bool stopping_ = false;
     std::unique_ptr<TunnelHandler> tunnel_;

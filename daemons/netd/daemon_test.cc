@@ -148,6 +148,30 @@ TEST(Daemon, ANicPluggedBackIsConfiguredAgain) {
     EXPECT_TRUE(route);
 }
 
+// A NIC made anew while a convergence runs (it comes back bare): its notification, which comes
+// after the convergence, is still followed, though the convergence saw the links after it.
+TEST(Daemon, ANicMadeAnewDuringAConvergenceIsConfiguredAgain) {
+    Fixture f;
+    f.start(kBaseConfig);
+    bool done = false;
+    f.kernel.refuse = [&](const std::string& op) -> std::optional<std::string> {
+        if (!done && op.rfind("addr add eth0", 0) == 0) {
+            done = true;
+            f.kernel.refuse = nullptr;
+            EXPECT_TRUE(f.kernel.del_link("eth1"));
+            f.kernel.add_link("eth1", "52:54:00:12:34:02");
+        }
+        return std::nullopt;
+    };
+    ASSERT_TRUE(f.ctl(bound()).ok);
+    ASSERT_TRUE(done);
+    EXPECT_FALSE(f.has_addr("eth1", "192.168.7.1/24"));
+    f.d->links_changed();
+    f.sched.advance(1s);
+    EXPECT_TRUE(f.has_addr("eth1", "192.168.7.1/24"));
+    EXPECT_TRUE(f.kernel.find("eth1")->up);
+}
+
 // A configuration naming a NIC that is not there: nothing runs; once the NIC is plugged in,
 // the file is applied.
 TEST(Daemon, AConfigurationWaitingForItsNicRunsWhenItComes) {

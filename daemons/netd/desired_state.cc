@@ -112,21 +112,20 @@ Result<DesiredState> desired_state(const Config& c, const std::vector<LinkInfo>&
     // (the way back of every connection through it comes in there). The sit device does not
     // exist yet when the ruleset is first loaded: the reconciler loads the flowtable without it,
     // then with it once it is made (flowtable_on). A VLAN segment's frames come in tagged on its
-    // trunk: the trunk NIC is the flowtable's device (the kernel's fast path takes the tag off
-    // and puts it back on), not the VLAN link, whose connections it would not offload.
+    // trunk: the trunk NIC is the flowtable's device, not the VLAN link, whose connections the
+    // kernel would not offload.
     if (c.firewall.flow_offload) {
-        std::vector<std::string> devs = {wan->name};
+        std::vector<std::string> nics;
         for (auto& l : c.lans) {
             if (!l.vlan) {
-                devs.push_back(lan_ifs[l.name]);
+                nics.push_back(lan_ifs[l.name]);
             } else if (auto trunk = resolve_link(links, l.interface)) {
-                devs.push_back(trunk->name);
+                nics.push_back(trunk->name);
             }
         }
-        for (auto& dev : devs)
-            if (std::find(fw_in.flow_devices.begin(), fw_in.flow_devices.end(), dev) == fw_in.flow_devices.end() &&
-                std::any_of(links.begin(), links.end(), [&](const LinkInfo& l) { return l.name == dev; }))
-                fw_in.flow_devices.push_back(dev);
+        fw_in.flow_devices = flowtable_nics(wan->name, nics, [&](const std::string& dev) {
+            return std::any_of(links.begin(), links.end(), [&](const LinkInfo& l) { return l.name == dev; });
+        });
         if (d.sit) fw_in.flow_devices.push_back(kTunnelIf);
     }
     d.ruleset = build_ruleset(fw_in);

@@ -819,6 +819,16 @@ nft::Ruleset flowtable_on(nft::Ruleset r, const std::set<std::string>& present) 
     return none_left ? without_flowtable(std::move(r)) : r;
 }
 
+std::vector<std::string> flowtable_nics(const std::string& wan, const std::vector<std::string>& lan_nics,
+                                        const std::function<bool(const std::string&)>& exists) {
+    std::vector<std::string> out;
+    std::vector<std::string> all = {wan};
+    all.insert(all.end(), lan_nics.begin(), lan_nics.end());
+    for (auto& d : all)
+        if (std::find(out.begin(), out.end(), d) == out.end() && exists(d)) out.push_back(d);
+    return out;
+}
+
 std::string render_nft(const nft::Ruleset& r) {
     std::ostringstream o;
     o << "# netd's ruleset: replaces netd's tables in one transaction.\n";

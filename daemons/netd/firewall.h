@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -185,6 +186,11 @@ nft::Ruleset without_flowtable(nft::Ruleset r);
 // or none at all when none is. The reconciler loads this before it makes the sit device, and
 // the whole ruleset once the device is there.
 nft::Ruleset flowtable_on(nft::Ruleset r, const std::set<std::string>& present);
+// The flowtable's devices but the sit device: the WAN and the segments' NICs (`lan_nics`; a
+// VLAN segment's is its trunk, whose ingress sees its frames tagged: the fast path takes the
+// tag off and puts it back on), each once, those that `exists` says are there.
+std::vector<std::string> flowtable_nics(const std::string& wan, const std::vector<std::string>& lan_nics,
+                                        const std::function<bool(const std::string&)>& exists);
 
 // nft syntax. The text starts by adding and deleting netd's tables, so `nft -f` of it replaces
 // them in one transaction, as load_ruleset does.

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -60,15 +61,21 @@ std::optional<netd::FirewallInputs> inputs(const std::string& path, const std::s
             return std::nullopt;
         }
     }
-    // As desired_state: the flowtable on the WAN and the segments' NICs (not VLAN links) and the
-    // tunnel's sit device, those that exist here.
+    // As desired_state: the flowtable on the WAN and the segments' NICs (a VLAN segment's trunk:
+    // the link its VLAN link is on) and the tunnel's sit device, those that exist here.
     if (in.fw.flow_offload) {
-        std::vector<std::string> devs = {wan};
-        for (auto& l : c.lans)
-            if (!l.vlan) devs.push_back(lan_ifs[l.name]);
-        if (!in.tunnel_if.empty()) devs.push_back(in.tunnel_if);
-        for (auto& d : devs)
-            if (if_nametoindex(d.c_str()) != 0) in.flow_devices.push_back(d);
+        std::vector<std::string> nics;
+        for (auto& l : c.lans) {
+            std::string nic = lan_ifs[l.name];
+            std::error_code ec;
+            if (l.vlan)
+                for (auto& e : std::filesystem::directory_iterator("/sys/class/net/" + nic, ec))
+                    if (auto n = e.path().filename().string(); n.rfind("lower_", 0) == 0) nic = n.substr(6);
+            nics.push_back(nic);
+        }
+        auto exists = [](const std::string& d) { return if_nametoindex(d.c_str()) != 0; };
+        in.flow_devices = netd::flowtable_nics(wan, nics, exists);
+        if (!in.tunnel_if.empty() && exists(in.tunnel_if)) in.flow_devices.push_back(in.tunnel_if);
     }
     return in;
 }

@@ -77,14 +77,15 @@ int check(const std::string& path) {
 }
 
 // The kernel's link notifications (RTNLGRP_LINK) read up to now: whether a link was made,
-// changed or deleted. An overrun socket (ENOBUFS) lost some: that counts as a change too.
+// changed or deleted. An overrun socket (ENOBUFS) lost some, a message longer than the buffer
+// was cut: both count as a change too.
 bool link_notified(int fd) {
     bool any = false;
     alignas(nlmsghdr) char buf[16384];
     for (;;) {
         sockaddr_nl from{};
         socklen_t len = sizeof(from);
-        ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+        ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_TRUNC, reinterpret_cast<sockaddr*>(&from), &len);
         if (n < 0) {
             if (errno == ENOBUFS) {
                 any = true;
@@ -93,6 +94,10 @@ bool link_notified(int fd) {
             return any;   // EAGAIN: all read
         }
         if (from.nl_pid != 0) continue;   // only the kernel's
+        if (n > static_cast<ssize_t>(sizeof(buf))) {   // cut short: what it said is not known
+            any = true;
+            continue;
+        }
         int left = static_cast<int>(n);
         for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left))
             any = any || h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK;
