@@ -13,7 +13,11 @@ other's); from the main segment, SSH with the key. Then image upgrades with xen/
 dom0: first to a broken image (the real one, but its netd moves the data disk to a newer
 format and gives up, NOT READY), which xen/upgrade undoes by itself: the image before boots
 again on the data disk as it was, ready, and SSH works; then to the image copied under new
-names (a new version's stand-in), which it keeps. Then `xl shutdown` stops the router cleanly.
+names (a new version's stand-in), which it keeps. Before the upgrades, three more instances
+from the same image files (32 MiB each, their own data disk, LAN bridge and client) run beside
+it, and the first one's LAN vif is unplugged and plugged back (xl network-detach,
+network-attach): its netd configures the new NIC by itself and the client is served again.
+Then `xl shutdown` stops the router cleanly.
 Then the same instance through libvirt, as OpenStack or any libvirt tool runs it: libvirtd in
 dom0 (Debian's, with its libxl driver alone, running beside xl since dom0's start) takes
 `virsh -c xen:/// define` of the XML xen/mkdomu wrote (xen/upgrade kept it in step), `virsh
@@ -413,6 +417,30 @@ def test_instances(con, clients, key, bb):
             row[3:] = [(int(tot.group(1)) - int(av.group(1))) / 1024, int(tot.group(1)) / 1024]
     name, *_, v4, _, _ = INSTANCES[0]
     memory_table(clients[name], key, f"{v4}1", f"instance {name} (one LAN, {MEMORY} MiB)")
+
+    # A NIC unplugged and plugged back: the first instance's LAN vif detached and attached again
+    # (xl network-detach, network-attach: the same MAC and bridge). Its netd sees the new NIC in
+    # the kernel's link notifications and configures it by itself: the client is served again.
+    name, _, lan_mac, br, _, v4, v6, _ = INSTANCES[0]
+    start = len(con.buf)
+    request(clients["main"], f"vif-replug {name} {lan_mac} {br}")
+    det = con.expect(rf"DOM0: vif-replug {name}: detach exit (\d+) at uptime ([\d.]+) s", 120, start)
+    att = con.expect(rf"DOM0: vif-replug {name}: attach exit (\d+) at uptime ([\d.]+) s, ports of {br}: (.*)", 120, start)
+    check(f"instance {name}: its LAN vif detached and attached again (xl network-detach, network-attach)",
+          det and det.group(1) == "0" and att and att.group(1) == "0" and re.search(r"\bvif\d+\.\d+\b", att.group(3)),
+          "\n".join(ln for ln in con.buf[start:].splitlines() if "vif-replug" in ln or name in ln)[-3000:])
+    t = time.monotonic()
+    a = client_served(clients[name], bb, f"instance {name}, its LAN NIC plugged back", v4, v6)
+    if v6 in a:
+        print(f"      figures: instance {name}: client served {time.monotonic() - t:.1f} s after the vif was attached again")
+    r = sh("ssh", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+           "-o", "BatchMode=yes", "-o", "ConnectTimeout=20", f"root@{v4}1", "logread | grep 'links changed'",
+           ns=clients[name], timeout=90)
+    check(f"instance {name}: netd logged the NIC going and coming and configured it again, with no reload",
+          r.returncode == 0 and re.search(rf"links changed: -\d+ eth\d+ {lan_mac}", r.stdout) and
+          re.search(rf"links changed: \+\d+ eth\d+ {lan_mac}", r.stdout), r.stdout + r.stderr)
+    for line in r.stdout.splitlines():
+        print("      " + line)
 
     start = len(con.buf)
     request(clients["main"], "instances-stop")
