@@ -136,10 +136,10 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
 
     // 1 The firewall, before anything that could let a packet through; its flowtable on the
     // devices that exist now (the rest, the sit device, in 7b).
+    bool missing = false;
     {
         std::set<std::string> present;
         for (auto& l : *links) present.insert(l.name);
-        bool missing = false;
         for (auto& t : want.ruleset.tables)
             if (t.flowtable)
                 for (auto& dev : t.flowtable->devices) missing = missing || !present.count(dev);
@@ -304,7 +304,9 @@ Status Reconciler::converge_kernel(const DesiredState& want, Applied& applied) {
             it = it->link == kTunnelIf ? owned_addrs_.erase(it) : std::next(it);
     }
 
-    // 7b The whole ruleset, when 1 left devices out of its flowtable that exist now.
+    // 7b The whole ruleset, when 1 left devices out of its flowtable that exist now (else 1
+    // loaded it on these very devices).
+    if (!missing) return Ok{};
     links = kernel_.links();
     if (!links) return links.error();
     return load(with_ifindexes(want.ruleset, *links), want.ruleset_text, "nft load");
